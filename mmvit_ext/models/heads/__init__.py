@@ -1,0 +1,1 @@
+"""Classification heads and classifiers that a family needs of its own (mmpretrain has the rest)."""

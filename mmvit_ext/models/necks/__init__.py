@@ -1,0 +1,1 @@
+from .lightvit_fpn import *  # noqa: F401,F403
