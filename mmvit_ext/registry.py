@@ -34,3 +34,24 @@ def register_model(cls):
         if existing is None:
             registry.register_module(module=cls)
     return cls
+
+
+def register_lazy(name: str, target: str, scopes=_CODEBASES):
+    """Register ``name`` as a builder that imports ``target`` (``'package.module:Class'``) on first use.
+
+    For classes that subclass a codebase's model zoo (e.g. an mmpretrain ``ClsHead``): importing that zoo at
+    ``import mmvit_ext`` time would cost seconds, so the module is only imported when a config builds the class.
+    The target class itself must not be decorated with ``register_model``.
+    """
+    module_name, attr = target.split(':')
+
+    def build(*args, **kwargs):
+        return getattr(importlib.import_module(module_name), attr)(*args, **kwargs)
+
+    build.__name__ = build.__qualname__ = name
+    build.__doc__ = f'Builds {target} (imported on first use).'
+    registries = installed_model_registries()
+    for scope in scopes:
+        if scope in registries and name not in registries[scope].module_dict:
+            registries[scope].register_module(name=name, module=build)
+    return build
