@@ -1,27 +1,31 @@
-"""Register mmvit_ext classes into the MODELS registries of mmdet, mmseg and mmpretrain.
+"""Register mmvit_ext classes into the registries of mmdet, mmseg and mmpretrain.
 
 A bare ``type='LITv2'`` must resolve under each codebase's ``default_scope``. Registries are searched from the
 current scope towards the root and never into siblings, so every class goes into each installed codebase's
-``MODELS``. Importing ``<codebase>.registry`` is cheap: it does not import the codebase's model zoo.
+registry. Importing ``<codebase>.registry`` is cheap: it does not import the codebase's model zoo.
 """
 import importlib
 
 _CODEBASES = ('mmdet', 'mmseg', 'mmpretrain')
-_registries = None
+_registries = {}
 
 
-def installed_model_registries():
-    """The ``MODELS`` registries of the installed codebases, as ``{scope: registry}``."""
-    global _registries
-    if _registries is None:
-        _registries = {}
+def installed_registries(kind: str = 'MODELS'):
+    """The ``kind`` registries (``MODELS``, ``DATASETS``, ...) of the installed codebases, as ``{scope: registry}``."""
+    if kind not in _registries:
+        _registries[kind] = {}
         for scope in _CODEBASES:
             try:
                 module = importlib.import_module(f'{scope}.registry')
             except ImportError:
                 continue
-            _registries[scope] = module.MODELS
-    return _registries
+            _registries[kind][scope] = getattr(module, kind)
+    return _registries[kind]
+
+
+def installed_model_registries():
+    """The ``MODELS`` registries of the installed codebases, as ``{scope: registry}``."""
+    return installed_registries('MODELS')
 
 
 def register_model(cls):
@@ -36,12 +40,12 @@ def register_model(cls):
     return cls
 
 
-def register_lazy(name: str, target: str, scopes=_CODEBASES):
+def register_lazy(name: str, target: str, kind: str = 'MODELS', scopes=_CODEBASES):
     """Register ``name`` as a builder that imports ``target`` (``'package.module:Class'``) on first use.
 
-    For classes that subclass a codebase's model zoo (e.g. an mmpretrain ``ClsHead``): importing that zoo at
-    ``import mmvit_ext`` time would cost seconds, so the module is only imported when a config builds the class.
-    The target class itself must not be decorated with ``register_model``.
+    For classes that subclass a codebase's zoo (an mmpretrain ``ClsHead``, an mmseg dataset): importing that zoo
+    at ``import mmvit_ext`` time costs seconds, so the module is only imported when a config builds the class.
+    The target class itself must not be registered by a decorator.
     """
     module_name, attr = target.split(':')
 
@@ -50,8 +54,7 @@ def register_lazy(name: str, target: str, scopes=_CODEBASES):
 
     build.__name__ = build.__qualname__ = name
     build.__doc__ = f'Builds {target} (imported on first use).'
-    registries = installed_model_registries()
-    for scope in scopes:
-        if scope in registries and name not in registries[scope].module_dict:
-            registries[scope].register_module(name=name, module=build)
+    for scope, registry in installed_registries(kind).items():
+        if scope in scopes and name not in registry.module_dict:
+            registry.register_module(name=name, module=build)
     return build

@@ -93,6 +93,8 @@ def run_config_smoke(config_path: str, image_size: Tuple[int, int] = (128, 160),
         raise ValueError(f'{config_path}: default_scope must be one of {sorted(_BATCHES)}, got {scope!r}')
     init_default_scope(scope)
     _drop_pretrained(cfg.model)
+    if cfg.get('data_preprocessor') is not None:  # mmpretrain's top-level key, as the Runner passes it on
+        cfg.model.setdefault('data_preprocessor', cfg.data_preprocessor)
     preprocessor = cfg.model.get('data_preprocessor')
     if scope == 'mmseg' and preprocessor is not None and preprocessor.get('size') is not None:
         preprocessor['size'] = image_size  # pad to the tiny test size, not the 512x512 crop

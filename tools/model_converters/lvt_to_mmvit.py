@@ -1,0 +1,65 @@
+"""Convert an official LVT checkpoint (``Chenglin-Yang/LVT``) to mmvit_ext keys, offline.
+
+    python tools/model_converters/lvt_to_mmvit.py lvt_imagenet.pth.tar lvt-cls_in1k_mmvit.pth
+    python tools/model_converters/lvt_to_mmvit.py lvt_imagenet_pretrained.pth.tar lvt_backbone_mmvit.pth
+
+- ``lvt_imagenet.pth.tar`` (the ``lvt_cls`` classifier: backbone + class-attention head) becomes an mmpretrain
+  ``ImageClassifier`` checkpoint (``backbone.*`` of ``LVT``, ``head.*`` of ``LVTClassAttentionHead``) for
+  ``configs/lvt/lvt-cls_8xb128_in1k.py``: ``python tools/test.py configs/lvt/lvt-cls_8xb128_in1k.py
+  lvt-cls_in1k_mmvit.pth``.
+- ``lvt_imagenet_pretrained.pth.tar`` (the raw backbone dict that the official seg/det code loads), an official
+  dense checkpoint or one of ours becomes ``backbone.*`` keys of ``LVT``; a dense checkpoint keeps its neck and heads.
+The result is validated by loading it strictly into the models. Converting a converted file again changes nothing.
+The online path needs no conversion: ``init_cfg=dict(type='Pretrained', checkpoint='lvt_imagenet.pth.tar')``.
+"""
+import argparse
+from collections import OrderedDict
+
+import torch
+
+from mmvit_ext.checkpoint.common import extract_state_dict, load_converted, read_checkpoint
+from mmvit_ext.checkpoint.lvt import convert_lvt, convert_lvt_classifier, convert_lvt_cls_head
+from mmvit_ext.models.backbones.lvt import LVT
+from mmvit_ext.models.heads.lvt_head import LVTClassAttentionHead
+
+
+def _is_classifier(state: dict) -> bool:
+    return 'cls_token' in state or 'head.cls_token' in state
+
+
+def convert_file(src: str, dst: str) -> str:
+    """Convert ``src`` to ``dst``; returns what was written ('classifier' or 'backbone')."""
+    state = extract_state_dict(read_checkpoint(src), prefix=None)
+    backbone_state = OrderedDict((k, v) for k, v in state.items() if k.startswith('backbone.'))
+    if not backbone_state:
+        backbone_state = state  # our backbone-only layout (``stages.*``)
+    backbone = LVT()
+    load_converted(backbone, convert_lvt(backbone_state, backbone), allow_missing=backbone.new_keys_on_pretrained,
+                   source=src)
+    if _is_classifier(state):
+        out = convert_lvt_classifier(state)
+        head_state = {k: v for k, v in out.items() if k.startswith('head.')}
+        head = LVTClassAttentionHead(num_classes=head_state['head.fc.weight'].shape[0])
+        load_converted(head, convert_lvt_cls_head(head_state), source=src)
+        kind = 'classifier'
+    else:
+        out = OrderedDict(('backbone.' + k, v) for k, v in backbone.state_dict().items())
+        # a dense model: keep its neck and heads (official ones nest the backbone one level deeper)
+        if backbone_state is not state:
+            out.update((k, v) for k, v in state.items() if not k.startswith('backbone.'))
+        kind = 'backbone'
+    torch.save(dict(state_dict=out, meta=dict(converted_from=src, content=kind)), dst)
+    return kind
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description='Convert an official LVT checkpoint to mmvit_ext keys')
+    parser.add_argument('src', help='official checkpoint (path or URL)')
+    parser.add_argument('dst', help='output file')
+    args = parser.parse_args(argv)
+    kind = convert_file(args.src, args.dst)
+    print(f'saved {args.dst} ({kind})')
+
+
+if __name__ == '__main__':
+    main()
