@@ -103,9 +103,9 @@ def test_zero_kv_global_gives_plain_window_attention(attn):
 
 def test_window_bias_is_the_shared_module_with_official_table_shape(attn):
     """A 7x7 window has the official table (13*13, heads); the index is a cached helper, not state."""
-    from mmvit_ext.models.layers.attention import RelativePositionBias
+    from mmvit_ext.models.layers.attention import GridRelativePositionBias
     full = LocalGlobalAttention(dim=32, num_heads=4)
-    assert isinstance(full.relative_position_bias, RelativePositionBias)
+    assert isinstance(full.relative_position_bias, GridRelativePositionBias)
     assert full.relative_position_bias.relative_position_bias_table.shape == (169, 4)
     assert full.relative_position_bias().shape == (4, 49, 49)
     assert not any('index' in k for k in full.state_dict())

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from ...registry import register_model
 
-__all__ = ['GridRelativePositionBias', 'RelativePositionBias', 'RelPosMultiheadAttention', 'GridPositionEmbedding',
+__all__ = ['GridRelativePositionBias', 'RelPosMultiheadAttention', 'GridPositionEmbedding',
            'relative_offsets', 'resize_relative_position_table', 'resize_position_embedding']
 
 GridSize = Union[int, Sequence[int]]
@@ -162,10 +162,6 @@ class GridRelativePositionBias(nn.Module):
     def extra_repr(self) -> str:
         return f'num_heads={self.num_heads}, grid_size={self.grid_size}, interp_mode={self.interp_mode}'
 
-
-# Earlier name, still imported by ``lightvit_attention.py``; not registered (mmpretrain's BEiT defines a class of
-# that name). Remove once LightViT imports ``GridRelativePositionBias``.
-RelativePositionBias = GridRelativePositionBias
 
 
 @register_model

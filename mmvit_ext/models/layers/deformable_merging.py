@@ -25,10 +25,11 @@ class BiasedDeformConv2d(DeformConv2dPack):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, C_in, H, W) -> (B, C_out, H', W') with H' = floor((H + 2p - k) / s) + 1."""
         with torch.autocast(device_type=x.device.type, enabled=False):
-            x = x.float()
+            # mmcv needs contiguous input and offsets (the offset conv keeps the input's memory layout).
+            x = x.float().contiguous()
             offset = self.conv_offset(x)
             # im2col over the whole batch: mmcv requires the batch to be divisible by its im2col step.
-            out = deform_conv2d(x.contiguous(), offset, self.weight.float(), self.stride, self.padding,
+            out = deform_conv2d(x, offset, self.weight.float(), self.stride, self.padding,
                                 self.dilation, self.groups, self.deform_groups, False, x.shape[0])
             return out + self.bias.float().view(1, -1, 1, 1)
 

@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ...registry import register_model
-from .attention import RelativePositionBias
+from .attention import GridRelativePositionBias
 from .utils import pad_to_multiple
 
 __all__ = ['LocalGlobalAttention', 'BiDimensionalAttentionFFN', 'ResidualPatchMerging', 'LightViTStem']
@@ -38,7 +38,7 @@ class LocalGlobalAttention(nn.Module):
     With ``X`` the image tokens and ``G`` the global tokens (official data flow, ``hunto/LightViT``):
         1. ``q, k, v = qkv(X)``; of the global tokens only the query ``q_G`` is used (their keys/values never are).
         2. Local: ``X_local = softmax(q k^T / sqrt(d) + B_rel) v`` inside non-overlapping ``ws x ws`` windows, with a
-           Swin relative position bias ``B_rel`` over the window (shared ``RelativePositionBias``, table
+           Swin relative position bias ``B_rel`` over the window (shared ``GridRelativePositionBias``, table
            ((2ws-1)^2, heads), cached index; no shift, no mask).
         3. Global aggregation (Eq. 2): ``G' = softmax(q_G k^T / sqrt(d)) v`` over all image tokens.
         4. Global broadcast (Eq. 3): ``k_G', v_G' = kv_global(G')``; ``X_global = softmax(q k_G'^T / sqrt(d)) v_G'``.
@@ -64,7 +64,7 @@ class LocalGlobalAttention(nn.Module):
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         self.kv_global = nn.Linear(dim, dim * 2, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
-        self.relative_position_bias = RelativePositionBias(num_heads, window_size)
+        self.relative_position_bias = GridRelativePositionBias(num_heads, window_size)
 
     def forward_local(self, qkv: torch.Tensor) -> torch.Tensor:
         """Window attention. qkv: (B, Hp, Wp, 3C), Hp, Wp multiples of ws -> (B, Hp, Wp, C)."""
