@@ -1,0 +1,49 @@
+# The main demo (tools/run_demo.py, `make demo`): RetinaNet with a reduced-width LITv2 trained from scratch on the
+# generated demo scenes, sized to train and evaluate on 2 CPU cores in minutes.
+_base_ = [
+    'mmdet::_base_/models/retinanet_r50_fpn.py',
+    '../_base_/datasets/demo_detection.py',
+    'mmdet::_base_/default_runtime.py',
+]
+custom_imports = dict(imports=['mmvit_ext', 'mmvit_ext.datasets'], allow_failed_imports=False)
+
+# LITv2 at a quarter of LITv2-S's width (stage widths 24-48-96-192), one block per stage but two HiLo blocks in stage 3.
+litv2_demo = dict(embed_dims=24, depths=[1, 1, 2, 1], num_heads=[1, 2, 3, 6])
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='LITv2',
+        arch=litv2_demo,
+        local_ws=[0, 0, 2, 1],
+        alpha=0.9,
+        drop_path_rate=0.,
+        out_indices=(1, 2, 3),
+        init_cfg=None),
+    neck=dict(in_channels=[48, 96, 192], out_channels=64, start_level=0, add_extra_convs='on_input', num_outs=5),
+    bbox_head=dict(
+        num_classes=5,
+        in_channels=64,
+        feat_channels=64,
+        stacked_convs=2,
+        norm_cfg=dict(type='GN', num_groups=16, requires_grad=True),
+        # anchors from 16 px (stride 8) up: the scenes' things are 8 to 170 px
+        anchor_generator=dict(octave_base_scale=2)))
+
+max_epochs = 20
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=max_epochs)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=100),
+    dict(type='CosineAnnealingLR', T_max=max_epochs, eta_min_ratio=0.05, by_epoch=True, begin=0, end=max_epochs)
+]
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=2e-3, weight_decay=0.05),
+    paramwise_cfg=dict(custom_keys={'norm': dict(decay_mult=0.)}),
+    clip_grad=dict(max_norm=10., norm_type=2))
+
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=10),
+    checkpoint=dict(type='CheckpointHook', interval=max_epochs, max_keep_ckpts=1))
+log_processor = dict(window_size=10)

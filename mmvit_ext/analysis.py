@@ -1,0 +1,328 @@
+"""Measuring helpers shared by ``tools/analysis_tools/get_flops.py`` and ``benchmark.py`` (and their tests).
+
+- ``count_complexity``: params and FLOPs through ``mmengine.analysis`` (fvcore-style jit tracing, one multiply-add
+  counts as one FLOP, as in the papers' tables), with handles for the two ops that mmengine does not count but our
+  models spend real time in: fused attention (``aten::scaled_dot_product_attention``) and mmcv's deformable conv.
+  Without them a HiLo layer's attention and every DTM would count as free.
+- ``time_forward``: median latency with spread after warm-up, bounded by a time budget.
+- ``PeakMemory``: CUDA max-allocated growth on GPU, sampled process RSS growth on CPU.
+- ``build_config_model`` / ``config_inputs``: any mmdet / mmseg / mmpretrain config's model with a random batch
+  that went through the model's own data preprocessor (no dataset needed).
+"""
+import copy
+import ctypes
+import gc
+import logging
+import math
+import os
+import statistics
+import threading
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+from mmengine.analysis import FlopAnalyzer, parameter_count
+from mmengine.analysis.jit_handles import get_shape
+
+__all__ = ['sdpa_flop_jit', 'deform_conv_flop_jit', 'EXTRA_FLOP_HANDLES', 'count_complexity', 'Timing',
+           'time_forward', 'PeakMemory', 'autocast_context', 'build_config_model', 'config_inputs',
+           'config_forward', 'config_complexity', 'DEFAULT_INPUT_SHAPES', 'format_count']
+
+# Input (H, W) per codebase when none is given: mmdet's get_flops convention, the ADE20K crop, ImageNet.
+DEFAULT_INPUT_SHAPES = {'mmdet': (1280, 800), 'mmseg': (512, 512), 'mmpretrain': (224, 224)}
+
+
+def sdpa_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
+    """FLOPs of ``scaled_dot_product_attention(q, k, v)``: q (..., L, E), k (..., S, E), v (..., S, Ev).
+
+    ``L*S*E`` multiply-adds for ``q @ k^T`` plus ``L*S*Ev`` for ``attn @ v`` per batch-head, as fvcore counts the
+    two matmuls of a hand-written attention (softmax, scale and an additive mask are not counted).
+    """
+    q, k, v = (get_shape(t) for t in inputs[:3])
+    batch = math.prod(q[:-2])
+    length, source = q[-2], k[-2]
+    return batch * length * source * (q[-1] + v[-1])
+
+
+def deform_conv_flop_jit(inputs: List[Any], outputs: List[Any]) -> int:
+    """FLOPs of mmcv's ``DeformConv2dFunction(input, offset, weight)``: like a conv, out numel x (C_in/g * kh * kw).
+
+    The bilinear sampling of the offsets is not counted (fvcore counts no interpolation either).
+    """
+    weight = get_shape(inputs[2])
+    out = get_shape(outputs[0])
+    return math.prod(out) * math.prod(weight[1:])
+
+
+EXTRA_FLOP_HANDLES = {
+    'aten::scaled_dot_product_attention': sdpa_flop_jit,
+    'prim::PythonOp.DeformConv2dFunction': deform_conv_flop_jit,
+    'prim::PythonOp.ModulatedDeformConv2dFunction': deform_conv_flop_jit,
+}
+
+
+def count_complexity(model: nn.Module, inputs: Tuple, by_operator: bool = False) -> Dict[str, Any]:
+    """Params and FLOPs of ``model(*inputs)``: ``{'params', 'flops'[, 'flops_by_operator', 'unsupported_ops']}``.
+
+    Same machinery as ``mmengine.analysis.get_model_complexity_info`` (``FlopAnalyzer`` + ``parameter_count``), plus
+    ``EXTRA_FLOP_HANDLES``; one trace instead of two (no activation count), which matters at 800x1333.
+    The trace runs on a copy of the model, so that per-size caches filled while tracing (traced values) neither
+    leak into later eager runs nor into a second trace at another size.
+    """
+    params = parameter_count(model)['']
+    analyzer = FlopAnalyzer(copy.deepcopy(model), inputs).set_op_handle(**EXTRA_FLOP_HANDLES)
+    analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings('none')
+    with torch.no_grad():
+        flops = analyzer.total()
+    result = dict(params=params, flops=flops)
+    if by_operator:
+        result['flops_by_operator'] = dict(analyzer.by_operator())
+        result['unsupported_ops'] = dict(analyzer.unsupported_ops())
+    return result
+
+
+@dataclass
+class Timing:
+    """Latencies of repeated runs in seconds; ``median`` and the inter-quartile range ``p25``-``p75``."""
+    runs: List[float] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.runs)
+
+    def quantile(self, q: float) -> float:
+        ordered = sorted(self.runs)
+        pos = q * (len(ordered) - 1)
+        low = int(math.floor(pos))
+        high = min(low + 1, len(ordered) - 1)
+        return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+    def summary(self, batch: int = 1) -> Dict[str, float]:
+        """Median latency, its spread and ``batch / median`` throughput."""
+        return dict(latency_ms=self.median * 1e3, latency_p25_ms=self.quantile(.25) * 1e3,
+                    latency_p75_ms=self.quantile(.75) * 1e3, runs=len(self.runs),
+                    throughput=batch / self.median)
+
+
+def _synchronize(device: torch.device):
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def time_forward(fn: Callable[[], Any], device: torch.device, warmup: int = 2, repeat: int = 10,
+                 max_seconds: float = 10., min_repeat: int = 3) -> Timing:
+    """Call ``fn`` ``warmup`` times, then time up to ``repeat`` calls, stopping early (after at least
+    ``min_repeat``) once ``max_seconds`` of timed runs have passed."""
+    for _ in range(warmup):
+        fn()
+    _synchronize(device)
+    timing = Timing()
+    spent = 0.
+    while len(timing.runs) < repeat and (len(timing.runs) < min_repeat or spent < max_seconds):
+        start = time.perf_counter()
+        fn()
+        _synchronize(device)
+        timing.runs.append(time.perf_counter() - start)
+        spent += timing.runs[-1]
+    return timing
+
+
+try:
+    _PAGE_SIZE = os.sysconf('SC_PAGE_SIZE')
+except (AttributeError, ValueError):  # no POSIX sysconf: RSS sampling is unavailable, PeakMemory reports None
+    _PAGE_SIZE = None
+
+
+def _release_freed_memory():
+    """Return freed heap memory to the OS (glibc ``malloc_trim``), so that RSS growth measures the run itself
+    rather than whatever earlier runs left cached in the allocator. A no-op elsewhere."""
+    gc.collect()
+    try:
+        ctypes.CDLL('libc.so.6').malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _rss_bytes() -> int:
+    with open('/proc/self/statm') as f:
+        return int(f.read().split()[1]) * _PAGE_SIZE
+
+
+class PeakMemory:
+    """Peak memory growth inside the ``with`` block, in bytes (``.peak``).
+
+    CUDA: ``torch.cuda.max_memory_allocated`` minus the allocation at entry (tensors only, what the papers call
+    test memory). CPU: process resident set size sampled every ``interval`` seconds by a background thread, minus the
+    RSS at entry after freed heap memory was returned to the OS (allocator overheads included, so it approximates
+    the tensors' needs from above). ``None`` where neither
+    is available.
+    """
+
+    def __init__(self, device: torch.device, interval: float = .002):
+        self.device = device
+        self.interval = interval
+        self.peak: Optional[int] = None
+        self._stop = threading.Event()
+        self._thread = None
+
+    def __enter__(self):
+        if self.device.type == 'cuda':
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self._base = torch.cuda.memory_allocated(self.device)
+        elif _PAGE_SIZE is not None:
+            _release_freed_memory()
+            self._base = self._max = _rss_bytes()
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def _sample(self):
+        while not self._stop.is_set():
+            self._max = max(self._max, _rss_bytes())
+            self._stop.wait(self.interval)
+
+    def __exit__(self, *exc):
+        if self.device.type == 'cuda':
+            torch.cuda.synchronize(self.device)
+            self.peak = torch.cuda.max_memory_allocated(self.device) - self._base
+        elif self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self._max = max(self._max, _rss_bytes())
+            self.peak = self._max - self._base
+        return False
+
+
+def autocast_context(device: torch.device, precision: str):
+    """``fp32``: no autocast; ``amp``: autocast in bf16 on CPU, fp16 on CUDA (the contract's autocast setting)."""
+    if precision == 'fp32':
+        return nullcontext()
+    if precision != 'amp':
+        raise ValueError(f'precision must be "fp32" or "amp", got "{precision}"')
+    dtype = torch.float16 if device.type == 'cuda' else torch.bfloat16
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def _drop_pretrained(cfg: Any):
+    """Remove every ``init_cfg`` of type ``Pretrained`` and ``pretrained=`` keys (random weights suffice)."""
+    if isinstance(cfg, dict):
+        init_cfg = cfg.get('init_cfg')
+        if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
+            cfg['init_cfg'] = None
+        if 'pretrained' in cfg and isinstance(cfg['pretrained'], str):
+            cfg['pretrained'] = None
+        for value in cfg.values():
+            _drop_pretrained(value)
+    elif isinstance(cfg, (list, tuple)):
+        for value in cfg:
+            _drop_pretrained(value)
+
+
+def build_config_model(cfg, device: torch.device = torch.device('cpu')) -> nn.Module:
+    """The eval-mode model of an mmdet / mmseg / mmpretrain ``Config``, built in the config's ``default_scope``,
+    without pretrained weights, SyncBN reverted to BN (as the Runner does on CPU)."""
+    from mmengine.logging import MMLogger
+    from mmengine.model.utils import revert_sync_batchnorm
+    from mmengine.registry import MODELS, init_default_scope
+    from mmengine.utils import import_modules_from_strings
+
+    if cfg.get('custom_imports'):
+        import_modules_from_strings(**cfg['custom_imports'])
+    scope = cfg.get('default_scope')
+    if scope is None:
+        raise ValueError('the config has no default_scope: cannot tell whether it is an mmdet, mmseg or '
+                         'mmpretrain config')
+    init_default_scope(scope)
+    model_cfg = copy.deepcopy(cfg.model)
+    _drop_pretrained(model_cfg)
+    model = MODELS.build(model_cfg)
+    model = revert_sync_batchnorm(model)
+    # The models' own init (e.g. RetinaNet's prior-probability bias) keeps post-processing realistic; its
+    # per-parameter INFO log is silenced.
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        model.init_weights()
+    finally:
+        logger.setLevel(level)
+    return model.to(device).eval()
+
+
+def config_inputs(model: nn.Module, scope: str, shape: Sequence[int], batch: int = 1,
+                  seed: int = 0) -> Tuple[torch.Tensor, Any]:
+    """A random ``batch`` of ``shape`` = (H, W) images run through ``model.data_preprocessor``, as the test loop
+    feeds the model: ``(inputs, data_samples)`` with normalised, padded inputs and complete metainfo."""
+    height, width = shape
+    gen = torch.Generator().manual_seed(seed)
+    images = [torch.randint(0, 256, (3, height, width), generator=gen, dtype=torch.uint8) for _ in range(batch)]
+    meta = dict(img_shape=(height, width), ori_shape=(height, width), scale_factor=(1., 1.))
+    if scope == 'mmdet':
+        from mmdet.structures import DetDataSample
+        samples = [DetDataSample(metainfo=meta) for _ in range(batch)]
+    elif scope == 'mmseg':
+        from mmseg.structures import SegDataSample
+        samples = [SegDataSample(metainfo=meta) for _ in range(batch)]
+    elif scope == 'mmpretrain':
+        from mmpretrain.structures import DataSample
+        samples = [DataSample(metainfo=meta) for _ in range(batch)]
+    else:
+        raise ValueError(f'unsupported default_scope "{scope}": expected mmdet, mmseg or mmpretrain')
+    with torch.no_grad():
+        data = model.data_preprocessor(dict(inputs=images, data_samples=samples), False)
+    return data['inputs'], data['data_samples']
+
+
+class _TensorModeForward(nn.Module):
+    """``model(inputs, data_samples, mode='tensor')`` with the samples bound, so jit tracing sees one tensor."""
+
+    def __init__(self, model: nn.Module, data_samples: Any):
+        super().__init__()
+        self.model = model
+        self.data_samples = data_samples
+
+    def forward(self, inputs: torch.Tensor):
+        return self.model(inputs, self.data_samples, mode='tensor')
+
+
+def config_forward(model: nn.Module, data_samples: Any) -> nn.Module:
+    """The model's raw network forward (``mode='tensor'``: backbone, neck and heads, no post-processing) as a
+    module of one tensor, for FLOP counting."""
+    return _TensorModeForward(model, data_samples)
+
+
+def config_complexity(config: str, shape: Optional[Sequence[int]] = None, batch_size: int = 1,
+                      cfg_options: Optional[dict] = None, by_operator: bool = False) -> Dict[str, Any]:
+    """Params and FLOPs of a config file's model on a random batch of ``shape`` = (H, W) or (S,) images.
+
+    Returns ``count_complexity``'s dict (params of the whole model) plus the config, scope and shapes."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    scope = cfg.get('default_scope')
+    model = build_config_model(cfg)
+    if shape is None:
+        shape = DEFAULT_INPUT_SHAPES.get(scope, (224, 224))
+    elif len(shape) == 1:
+        shape = (shape[0], shape[0])
+    inputs, samples = config_inputs(model, scope, shape, batch=batch_size)
+    result = count_complexity(config_forward(model, samples), (inputs, ), by_operator=by_operator)
+    result.update(config=config, scope=scope, input_shape=list(shape), padded_shape=list(inputs.shape[-2:]),
+                  batch_size=batch_size)
+    return result
+
+
+def format_count(value: Optional[float], unit: str = '') -> str:
+    """``27_840_000 -> '27.84M'``; ``None -> '-'``."""
+    if value is None:
+        return '-'
+    for scale, suffix in ((1e12, 'T'), (1e9, 'G'), (1e6, 'M'), (1e3, 'K')):
+        if abs(value) >= scale:
+            return f'{value / scale:.2f}{suffix}{unit}'
+    return f'{value:.0f}{unit}'
+
