@@ -15,4 +15,4 @@ test: setup
 	$(PY) -m pytest tests
 
 benchmark: setup
-	$(PY) tools/analysis_tools/benchmark.py --report docs/benchmark.md
+	$(PY) tools/analysis_tools/benchmark.py report

@@ -250,7 +250,9 @@ def build_config_model(cfg, device: torch.device = torch.device('cpu')) -> nn.Mo
         model.init_weights()
     finally:
         logger.setLevel(level)
-    return model.to(device).eval()
+    model.to(device)
+    model.eval()  # not chained: some upstream train() overrides return None
+    return model
 
 
 def config_inputs(model: nn.Module, scope: str, shape: Sequence[int], batch: int = 1,

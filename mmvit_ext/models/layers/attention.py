@@ -102,7 +102,7 @@ class _SizeCache:
         self.param_state = None
 
     def get(self, param: torch.Tensor, key, compute):
-        if param.requires_grad and torch.is_grad_enabled():
+        if param.requires_grad and torch.is_grad_enabled() or torch.jit.is_tracing():
             return compute()
         state = (param.device, param.dtype, param.data_ptr(), param._version, torch.is_inference_mode_enabled())
         if state != self.param_state:  # the parameter changed (or moved): every entry is stale
