@@ -27,6 +27,8 @@ import torch.nn as nn
 from mmengine.analysis import FlopAnalyzer, parameter_count
 from mmengine.analysis.jit_handles import get_shape
 
+from .engine import drop_pretrained
+
 __all__ = ['sdpa_flop_jit', 'deform_conv_flop_jit', 'EXTRA_FLOP_HANDLES', 'count_complexity', 'Timing',
            'time_forward', 'PeakMemory', 'autocast_context', 'build_config_model', 'config_inputs',
            'config_forward', 'config_complexity', 'DEFAULT_INPUT_SHAPES', 'format_count']
@@ -207,21 +209,6 @@ def autocast_context(device: torch.device, precision: str):
     return torch.autocast(device.type, dtype=dtype)
 
 
-def _drop_pretrained(cfg: Any):
-    """Remove every ``init_cfg`` of type ``Pretrained`` and ``pretrained=`` keys (random weights suffice)."""
-    if isinstance(cfg, dict):
-        init_cfg = cfg.get('init_cfg')
-        if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
-            cfg['init_cfg'] = None
-        if 'pretrained' in cfg and isinstance(cfg['pretrained'], str):
-            cfg['pretrained'] = None
-        for value in cfg.values():
-            _drop_pretrained(value)
-    elif isinstance(cfg, (list, tuple)):
-        for value in cfg:
-            _drop_pretrained(value)
-
-
 def build_config_model(cfg, device: torch.device = torch.device('cpu')) -> nn.Module:
     """The eval-mode model of an mmdet / mmseg / mmpretrain ``Config``, built in the config's ``default_scope``,
     without pretrained weights, SyncBN reverted to BN (as the Runner does on CPU)."""
@@ -238,7 +225,7 @@ def build_config_model(cfg, device: torch.device = torch.device('cpu')) -> nn.Mo
                          'mmpretrain config')
     init_default_scope(scope)
     model_cfg = copy.deepcopy(cfg.model)
-    _drop_pretrained(model_cfg)
+    drop_pretrained(model_cfg)
     model = MODELS.build(model_cfg)
     model = revert_sync_batchnorm(model)
     # The models' own init (e.g. RetinaNet's prior-probability bias) keeps post-processing realistic; its

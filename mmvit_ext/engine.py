@@ -93,3 +93,18 @@ def explain_errors(config_path: str):
             f'error in {config_path}: {err}.\n  A file or dataset path named by the config does not exist: check '
             'data_root / ann_file (see the data/ layout in README.md), or generate the demo data with '
             '`python tools/dataset_converters/generate_demo_data.py`.') from err
+
+
+def drop_pretrained(cfg):
+    """Remove every ``Pretrained`` init_cfg (and legacy ``pretrained=``) so no file or URL is read."""
+    if isinstance(cfg, dict):
+        init = cfg.get('init_cfg')
+        if isinstance(init, dict) and init.get('type') == 'Pretrained':
+            cfg['init_cfg'] = None
+        if cfg.get('pretrained') is not None:
+            cfg['pretrained'] = None
+        for value in cfg.values():
+            drop_pretrained(value)
+    elif isinstance(cfg, (list, tuple)):
+        for value in cfg:
+            drop_pretrained(value)

@@ -7,20 +7,7 @@ from mmengine.model.utils import revert_sync_batchnorm
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import MODELS, init_default_scope
 
-
-def _drop_pretrained(cfg):
-    """Remove every ``Pretrained`` init_cfg (and legacy ``pretrained=``) so no file or URL is read."""
-    if isinstance(cfg, dict):
-        init = cfg.get('init_cfg')
-        if isinstance(init, dict) and init.get('type') == 'Pretrained':
-            cfg['init_cfg'] = None
-        if cfg.get('pretrained') is not None:
-            cfg['pretrained'] = None
-        for value in cfg.values():
-            _drop_pretrained(value)
-    elif isinstance(cfg, (list, tuple)):
-        for value in cfg:
-            _drop_pretrained(value)
+from ..engine import drop_pretrained
 
 
 def _find(cfg, key):
@@ -92,7 +79,7 @@ def run_config_smoke(config_path: str, image_size: Tuple[int, int] = (128, 160),
     if scope not in _BATCHES:
         raise ValueError(f'{config_path}: default_scope must be one of {sorted(_BATCHES)}, got {scope!r}')
     init_default_scope(scope)
-    _drop_pretrained(cfg.model)
+    drop_pretrained(cfg.model)
     if cfg.get('data_preprocessor') is not None:  # mmpretrain's top-level key, as the Runner passes it on
         cfg.model.setdefault('data_preprocessor', cfg.data_preprocessor)
     preprocessor = cfg.model.get('data_preprocessor')

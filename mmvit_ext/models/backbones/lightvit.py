@@ -19,12 +19,12 @@ from typing import Sequence, Tuple
 
 import torch
 import torch.nn as nn
-import torch.utils.checkpoint as cp
 from mmcv.cnn.bricks import DropPath
 
 from ...checkpoint.lightvit import convert_lightvit
 from ...registry import register_model
 from ..base_backbone import VisionBackbone, select_arch, trunc_normal_init_linear
+from ..layers.utils import run_blocks
 from ..layers.lightvit_attention import (BiDimensionalAttentionFFN, LightViTStem, LocalGlobalAttention,
                                          ResidualPatchMerging)
 
@@ -72,11 +72,7 @@ class LightViTStage(nn.Module):
     def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> Tuple[torch.Tensor, Tuple[int, int]]:
         if self.downsample is not None:
             x, hw = self.downsample(x, hw)
-        for block in self.blocks:
-            if self.with_cp and x.requires_grad:
-                x = cp.checkpoint(block, x, hw, use_reentrant=False)
-            else:
-                x = block(x, hw)
+        x = run_blocks(self.blocks, x, hw, with_cp=self.with_cp)
         return x, hw
 
 

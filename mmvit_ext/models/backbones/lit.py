@@ -24,12 +24,12 @@ from typing import Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
-import torch.utils.checkpoint as cp
 from mmcv.cnn.bricks import DropPath
 
 from ...checkpoint.lit import convert_lit
 from ...registry import register_model
 from ..base_backbone import VisionBackbone, select_arch, trunc_normal_init_linear
+from ..layers.utils import run_blocks
 from ..layers import (DeformableTokenMerging, GridPositionEmbedding, PatchEmbed, RelPosMultiheadAttention,
                       nlc_to_nchw)
 
@@ -117,11 +117,7 @@ class LITStage(nn.Module):
             x = torch.cat([extra_tokens.to(x.dtype), x], dim=1)
         if self.pos_embed is not None:
             x = self.pos_embed(x, hw)
-        for block in self.blocks:
-            if self.with_cp and x.requires_grad:
-                x = cp.checkpoint(block, x, hw, use_reentrant=False)
-            else:
-                x = block(x, hw)
+        x = run_blocks(self.blocks, x, hw, with_cp=self.with_cp)
         return x, hw
 
 

@@ -19,12 +19,12 @@ from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
-import torch.utils.checkpoint as cp
 from mmcv.cnn.bricks import DropPath
 
 from ...checkpoint.litv2 import convert_litv2
 from ...registry import register_model
 from ..base_backbone import VisionBackbone, select_arch
+from ..layers.utils import run_blocks
 from ..layers import ConvFFN, DeformableTokenMerging, HiLoAttention, PatchEmbed
 
 __all__ = ['LITv2', 'litv2_classifier_cfg']
@@ -82,11 +82,7 @@ class LITv2Stage(nn.Module):
         self.with_cp = with_cp
 
     def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
-        for block in self.blocks:
-            if self.with_cp and x.requires_grad:
-                x = cp.checkpoint(block, x, hw, use_reentrant=False)
-            else:
-                x = block(x, hw)
+        x = run_blocks(self.blocks, x, hw, with_cp=self.with_cp)
         return x
 
     def merge(self, x: torch.Tensor, hw: Tuple[int, int]) -> Tuple[torch.Tensor, Tuple[int, int]]:

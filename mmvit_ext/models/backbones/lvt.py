@@ -22,7 +22,6 @@ from typing import Sequence, Tuple
 
 import torch
 import torch.nn as nn
-import torch.utils.checkpoint as cp
 from mmcv.cnn.bricks import DropPath
 from mmcv.cnn.bricks.transformer import FFN
 
@@ -30,6 +29,7 @@ from ...checkpoint.common import extract_state_dict, load_converted, read_checkp
 from ...checkpoint.lvt import convert_lvt
 from ...registry import register_model
 from ..base_backbone import VisionBackbone, select_arch, trunc_normal_init_linear
+from ..layers.utils import run_blocks
 from ..layers import (AtrousSelfAttention, ConvFFN, ConvolutionalSelfAttention, LVTOverlapPatchEmbed,
                       RecursiveAtrousSelfAttention)
 
@@ -90,11 +90,7 @@ class LVTStage(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.patch_embed(x)
-        for block in self.blocks:
-            if self.with_cp and x.requires_grad:
-                x = cp.checkpoint(block, x, use_reentrant=False)
-            else:
-                x = block(x)
+        x = run_blocks(self.blocks, x, with_cp=self.with_cp)
         return x
 
 

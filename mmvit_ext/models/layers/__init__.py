@@ -5,4 +5,4 @@ from .ffn import *  # noqa: F401,F403
 from .hilo import *  # noqa: F401,F403
 from .lightvit_attention import *  # noqa: F401,F403
 from .lvt_attention import *  # noqa: F401,F403
-from .utils import nchw_to_nlc, nlc_to_nchw, pad_to_multiple, window_partition, window_reverse
+from .utils import nchw_to_nlc, nlc_to_nchw, pad_to_multiple, run_blocks, window_partition, window_reverse

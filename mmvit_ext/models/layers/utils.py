@@ -3,6 +3,7 @@ from typing import Tuple
 
 import torch
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 
 def nlc_to_nchw(x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
@@ -40,3 +41,14 @@ def window_reverse(windows: torch.Tensor, ws: int, hw: Tuple[int, int]) -> torch
     h, w = hw
     x = windows.view(b, h // ws, w // ws, ws, ws, c).transpose(2, 3)
     return x.reshape(b, h, w, c)
+
+
+def run_blocks(blocks, x: torch.Tensor, *args, with_cp: bool = False) -> torch.Tensor:
+    """Apply ``blocks`` in order (``block(x, *args)``); with ``with_cp`` each block's activations are recomputed in
+    the backward pass (activation checkpointing) whenever gradients flow."""
+    for block in blocks:
+        if with_cp and x.requires_grad:
+            x = checkpoint(block, x, *args, use_reentrant=False)
+        else:
+            x = block(x, *args)
+    return x
