@@ -3,7 +3,7 @@
 _base_ = [
     'mmdet::_base_/models/mask-rcnn_r50_fpn.py',
     '../_base_/datasets/demo_panoptic.py',
-    'mmdet::_base_/default_runtime.py',
+    '../_base_/schedules/demo_adamw_12e.py',
 ]
 custom_imports = dict(imports=['mmvit_ext', 'mmvit_ext.datasets'], allow_failed_imports=False)
 
@@ -50,23 +50,5 @@ model = dict(
         # stuff regions under 16x16 px become void (mmdet: 64x64 px at COCO's 800x1333)
         panoptic=dict(mask_overlap=0.5, stuff_area_limit=256)))
 
-max_epochs = 12
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=max_epochs)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=100),
-    dict(type='CosineAnnealingLR', T_max=max_epochs, eta_min_ratio=0.05, by_epoch=True, begin=0, end=max_epochs)
-]
-optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05),
-    paramwise_cfg=dict(custom_keys={'norm': dict(decay_mult=0.)}),
-    clip_grad=dict(max_norm=10., norm_type=2))
-
-default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=10),
-    checkpoint=dict(type='CheckpointHook', interval=max_epochs, max_keep_ckpts=1))
-log_processor = dict(window_size=10)
 # mmdet's panoptic configs drop NumClassCheckHook (its class count differs from the panoptic head's)
 custom_hooks = []

@@ -3,7 +3,7 @@
 _base_ = [
     'mmdet::_base_/models/retinanet_r50_fpn.py',
     '../_base_/datasets/demo_detection.py',
-    'mmdet::_base_/default_runtime.py',
+    '../_base_/schedules/demo_adamw_12e.py',
 ]
 custom_imports = dict(imports=['mmvit_ext', 'mmvit_ext.datasets'], allow_failed_imports=False)
 
@@ -30,20 +30,10 @@ model = dict(
         anchor_generator=dict(octave_base_scale=2)))
 
 max_epochs = 20
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=max_epochs)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
+train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=100),
     dict(type='CosineAnnealingLR', T_max=max_epochs, eta_min_ratio=0.05, by_epoch=True, begin=0, end=max_epochs)
 ]
-optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=2e-3, weight_decay=0.05),
-    paramwise_cfg=dict(custom_keys={'norm': dict(decay_mult=0.)}),
-    clip_grad=dict(max_norm=10., norm_type=2))
-
-default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=10),
-    checkpoint=dict(type='CheckpointHook', interval=max_epochs, max_keep_ckpts=1))
-log_processor = dict(window_size=10)
+optim_wrapper = dict(optimizer=dict(lr=2e-3))
+default_hooks = dict(checkpoint=dict(interval=max_epochs))
