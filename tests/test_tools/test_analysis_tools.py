@@ -30,8 +30,6 @@ SEG_CONFIG = osp.join(ROOT, 'configs/lit/fpn_lit-ti_8xb2-80k_ade20k-512x512.py')
 CLS_CONFIG = osp.join(ROOT, 'configs/litv2/litv2-s_8xb128_in1k.py')
 
 
-
-
 @pytest.fixture(autouse=True)
 def one_thread():
     """One torch thread: the tiny timed runs here are dominated by thread wake-ups, and a busy machine makes
@@ -245,3 +243,40 @@ def test_report_quick(tmp_path):
         assert (tmp_path / png).read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
     saved = json.loads((tmp_path / 'benchmark.json').read_text())
     assert len(saved['rows']) == len(rows) and saved['meta']['machine']['cpu_count'] >= 1
+
+
+def test_op_groups_attribute_time_to_what_ran():
+    dwconv, conv, fc = nn.Conv2d(8, 8, 3, padding=1, groups=8), nn.Conv2d(8, 8, 3, padding=1), nn.Linear(8, 8)
+    merge = BiasedDeformConv2d(8, 16, 2, stride=2)
+    x = torch.randn(1, 8, 16, 16)
+
+    def forward():
+        q = fc(dwconv(x).flatten(2).transpose(1, 2)).unsqueeze(1)
+        return F.scaled_dot_product_attention(q, q, q)
+
+    cpu = torch.device('cpu')
+    groups = benchmark.time_by_op_group(forward, cpu)
+    assert list(groups) == list(benchmark.OP_GROUPS)
+    for ran in ('depthwise conv', 'matmul (linear layers, explicit attention)', 'fused attention (SDPA)'):
+        assert groups[ran] > 0, ran
+    assert groups['dense conv'] == groups['deformable conv (DTM)'] == 0
+    groups = benchmark.time_by_op_group(lambda: conv(x), cpu)
+    assert groups['dense conv'] > 0 and groups['depthwise conv'] == 0
+    # DTM: its offsets come from a dense conv, the sampling and the product run inside the deformable conv.
+    groups = benchmark.time_by_op_group(lambda: merge(x), cpu)
+    assert groups['deformable conv (DTM)'] > groups['matmul (linear layers, explicit attention)'] == 0
+
+
+def test_missed_target_is_explained_with_both_profiles():
+    target = dict(target='LVT vs MiT-B0, 512x512', models=(('lvt-mobile', ), ('mit-b0', )), setting='seg', batch=1)
+    specs = benchmark.select_models(['LVT-mobile', 'MiT-B0'])
+    explanation = benchmark.explain_target(target, specs, torch.device('cpu'), quick=True)
+    assert set(explanation['groups']) == {'LVT-mobile', 'MiT-B0'}
+    lines = benchmark.explanation_lines([explanation], [])
+    text = '\n'.join(lines)
+    assert '### LVT vs MiT-B0, 512x512 (1x96x96)' in text and benchmark.TARGET_NOTES['LVT vs MiT-B0, 512x512'] in text
+    total = next(line for line in lines if line.startswith('| total'))
+    lvt, mit = (sum(g.values()) for g in explanation['groups'].values())
+    assert total == f'| total | {lvt:.1f} | {mit:.1f} | {lvt - mit:+.1f} |'
+    missing = benchmark.explain_target(dict(target, models=(('nope', ), ('mit-b0', ))), specs, torch.device('cpu'))
+    assert 'no model among' in missing['error']
