@@ -20,7 +20,7 @@ import sys
 import time
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-DEFAULT_CONFIG = 'configs/demo/retinanet_litv2-demo_fpn_20e_demo-scenes.py'
+DEFAULT_CONFIG = 'configs/demo/retinanet_litv2-demo_fpn_12e_demo-scenes.py'
 
 
 def parse_args():

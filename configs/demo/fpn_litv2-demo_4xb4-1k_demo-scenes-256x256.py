@@ -32,7 +32,7 @@ test_cfg = dict(type='TestLoop')
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.01),
-    paramwise_cfg=dict(custom_keys={'norm': dict(decay_mult=0.)}),
+    paramwise_cfg=dict(custom_keys={'norm': dict(decay_mult=0.), 'conv_offset.weight': dict(lr_mult=0.01)}),
     clip_grad=None)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50),

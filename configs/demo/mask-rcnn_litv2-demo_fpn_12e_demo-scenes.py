@@ -1,4 +1,4 @@
-# Mask R-CNN with the demo-sized LITv2 (see retinanet_litv2-demo_fpn_20e_demo-scenes.py) on the generated demo
+# Mask R-CNN with the demo-sized LITv2 (see retinanet_litv2-demo_fpn_12e_demo-scenes.py) on the generated demo
 # scenes: narrow FPN / heads, fewer proposals and RoI samples, anchors from 16 px.
 _base_ = [
     'mmdet::_base_/models/mask-rcnn_r50_fpn.py',

@@ -50,11 +50,11 @@ class SceneConfig:
     width: int = 256
     min_objects: int = 1
     max_objects: int = 6
-    min_object_size: float = 8.
+    min_object_size: float = 12.
     max_object_size: float = 0.65
-    min_visible_fraction: float = 0.4
+    min_visible_fraction: float = 0.5
     min_visible_pixels: int = 16
-    crowd_prob: float = 0.15
+    crowd_prob: float = 0.1
 
 
 @dataclass

@@ -21,7 +21,7 @@ from mmvit_ext.testing import run_config_smoke
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = {
-    'retinanet': 'retinanet_litv2-demo_fpn_20e_demo-scenes.py',
+    'retinanet': 'retinanet_litv2-demo_fpn_12e_demo-scenes.py',
     'mask-rcnn': 'mask-rcnn_litv2-demo_fpn_12e_demo-scenes.py',
     'panoptic-fpn': 'panoptic-fpn_litv2-demo_fpn_12e_demo-scenes.py',
     'semantic-fpn': 'fpn_litv2-demo_4xb4-1k_demo-scenes-256x256.py',

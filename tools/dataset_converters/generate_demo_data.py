@@ -1,7 +1,7 @@
 """Write the embedded demo dataset: seeded synthetic scenes as COCO instances, COCO panoptic, ADE20K-style
 semantic maps and an ImageNet-style classification folder (see ``mmvit_ext/datasets/demo_scenes.py``).
 
-    python tools/dataset_converters/generate_demo_data.py                      # data/demo, 200 train + 50 val
+    python tools/dataset_converters/generate_demo_data.py                      # data/demo, 600 train + 50 val
     python tools/dataset_converters/generate_demo_data.py --root /tmp/scenes --num-train 500 --size 320 --seed 1
 
 Layout under ROOT:
@@ -35,7 +35,7 @@ def load_generator():
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Generate the mmvit_ext demo scene dataset')
     parser.add_argument('--root', default='data/demo', help='output folder (default: data/demo)')
-    parser.add_argument('--num-train', type=int, default=200, help='training images (default: 200)')
+    parser.add_argument('--num-train', type=int, default=600, help='training images (default: 600)')
     parser.add_argument('--num-val', type=int, default=50, help='validation images (default: 50)')
     parser.add_argument('--size', type=int, nargs='+', default=[256], metavar='PX',
                         help='image size: one value (square) or HEIGHT WIDTH (default: 256)')

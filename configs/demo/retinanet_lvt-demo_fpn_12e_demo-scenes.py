@@ -1,6 +1,6 @@
-# The RetinaNet demo (retinanet_litv2-demo_fpn_20e_demo-scenes.py) with a demo-sized LVT instead of LITv2:
+# The RetinaNet demo (retinanet_litv2-demo_fpn_12e_demo-scenes.py) with a demo-sized LVT instead of LITv2:
 # LVT at half of LVT's width (32-32-80-128), one block per stage.
-_base_ = './retinanet_litv2-demo_fpn_20e_demo-scenes.py'
+_base_ = './retinanet_litv2-demo_fpn_12e_demo-scenes.py'
 
 model = dict(
     backbone=dict(

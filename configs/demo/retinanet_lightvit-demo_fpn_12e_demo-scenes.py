@@ -1,6 +1,6 @@
-# The RetinaNet demo (retinanet_litv2-demo_fpn_20e_demo-scenes.py) with a demo-sized LightViT instead of LITv2:
+# The RetinaNet demo (retinanet_litv2-demo_fpn_12e_demo-scenes.py) with a demo-sized LightViT instead of LITv2:
 # LightViT at half of LightViT-T's width (32-64-128), 4 global tokens.
-_base_ = './retinanet_litv2-demo_fpn_20e_demo-scenes.py'
+_base_ = './retinanet_litv2-demo_fpn_12e_demo-scenes.py'
 
 model = dict(
     backbone=dict(

@@ -1,6 +1,6 @@
-# The RetinaNet demo (retinanet_litv2-demo_fpn_20e_demo-scenes.py) with a demo-sized LIT instead of LITv2:
+# The RetinaNet demo (retinanet_litv2-demo_fpn_12e_demo-scenes.py) with a demo-sized LIT instead of LITv2:
 # LIT at a quarter of LIT-S's width (24-48-96-192), one block per stage but two MSA blocks in stage 3.
-_base_ = './retinanet_litv2-demo_fpn_20e_demo-scenes.py'
+_base_ = './retinanet_litv2-demo_fpn_12e_demo-scenes.py'
 
 model = dict(
     backbone=dict(
