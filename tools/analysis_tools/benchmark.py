@@ -972,8 +972,8 @@ def render_report(meta: dict, targets: List[dict], explanations: List[dict], bac
         lines += [f'All numbers below were measured on this {meta["machine"]["cpu_count"]}-core CPU; no GPU was '
                   'available in this session, so the papers\' GPU throughputs (batch 64 on an RTX 3090 / V100) are '
                   'compared as *ratios* between models measured here in the same run, never as absolute numbers. '
-                  'The machine was shared with other jobs, so expect a few percent of noise; the spread '
-                  '(inter-quartile range of the repeated runs) is given next to every median.', '']
+                  'Expect a few percent of noise between runs (more on a machine shared with other jobs); the '
+                  'spread (inter-quartile range of the repeated runs) is given next to every median.', '']
     lines += ['Method: random weights and inputs, `torch.no_grad()`, eval mode; median latency over repeated runs '
               f'after {meta["warmup"]} warm-up runs (at most {meta["repeat"]} runs or {meta["max_seconds"]} s per '
               'measurement), throughput = batch / median latency. `amp` = `torch.autocast` in bf16 on CPU (fp16 on '
