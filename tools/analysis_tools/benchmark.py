@@ -916,7 +916,7 @@ TARGET_NOTES = {
         'for it), and LIT-S\'s global MSA (stages 3-4) for HiLo. At 224x224 that MSA sees 14x14 and 7x7 tokens '
         'through one fused attention call per layer, a small share of LIT-S\'s time, so HiLo has little to save. '
         'The official LIT builds the attention matrix explicitly, which is where LITv2-S gained on the paper\'s '
-        'GPU; at 800x1333 the attention dominates and LITv2-S wins by far (table above).'),
+        'GPU; at 800x1333 the attention dominates and LITv2-S wins by far (detection-input table).'),
     'LVT vs MiT-B0, 512x512': (
         'Every LVT block of stages 2-4 runs its attention twice (RASA\'s recursion with shared weights), each time '
         'with three dilated depthwise convs on the queries, and stage 1\'s CSA computes nine C x C value projections '
