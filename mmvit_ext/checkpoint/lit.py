@@ -32,45 +32,36 @@ def _grid_of_table(rows: int):
     return ((side + 1) // 2, ) * 2
 
 
+# Official LIT key pattern -> our key from the match and the stage count, or the reason a backbone drops the key.
+# First match wins.
+_KEY_RULES = [
+    # LIT-Ti
+    (r'patch_embed1\.(.*)', lambda m, n: f'patch_embed.{m[1]}'),
+    (r'patch_embed(\d)\.(.*)', lambda m, n: f'stages.{int(m[1]) - 1}.downsample.{m[2]}'),
+    (r'pos_embed(\d)', lambda m, n: f'stages.{int(m[1]) - 1}.pos_embed.weight'),
+    (r'block(\d)\.(\d+)\.(.*)', lambda m, n: f'stages.{int(m[1]) - 1}.blocks.{m[2]}.{m[3]}'),
+    # LIT-S/M/B
+    (r'layers\.\d\.blocks\.\d+\.attn\.relative_position_index', 'relative position index; regenerated per input size'),
+    (r'layers\.(\d)\.blocks\.(\d+)\.attn\.relative_position_bias_table',
+     lambda m, n: f'stages.{m[1]}.blocks.{m[2]}.attn.rel_pos.relative_position_bias_table'),
+    (r'layers\.(\d)\.blocks\.(.*)', lambda m, n: f'stages.{m[1]}.blocks.{m[2]}'),
+    (r'layers\.(\d)\.downsample\.(.*)', lambda m, n: f'stages.{int(m[1]) + 1}.downsample.{m[2]}'),
+    # both
+    (r'norm\.(.*)', lambda m, n: f'norm{n - 1}.{m[1]}'),
+    (r'head\..*', 'classifier head; not part of the backbone'),
+    (r'(patch_embed\.|cls_token).*|norm\d\..*', lambda m, n: m[0]),
+]
+
+
 def official_lit_to_ours(key: str, num_stages: int = 4):
     """Our name for an official LIT key, or ``(None, reason)`` for keys a backbone does not hold.
 
-    Returns ``(new_key, None)`` or ``(None, reason)``.
+    Returns ``(new_key, None)``, ``(None, reason)``, or ``(None, None)`` for a key no rule knows.
     """
-    # LIT-Ti
-    m = re.fullmatch(r'patch_embed1\.(.*)', key)
-    if m:
-        return f'patch_embed.{m[1]}', None
-    m = re.fullmatch(r'patch_embed(\d)\.(.*)', key)
-    if m:
-        return f'stages.{int(m[1]) - 1}.downsample.{m[2]}', None
-    m = re.fullmatch(r'pos_embed(\d)', key)
-    if m:
-        return f'stages.{int(m[1]) - 1}.pos_embed.weight', None
-    m = re.fullmatch(r'block(\d)\.(\d+)\.(.*)', key)
-    if m:
-        return f'stages.{int(m[1]) - 1}.blocks.{m[2]}.{m[3]}', None
-    # LIT-S/M/B
-    m = re.fullmatch(r'layers\.(\d)\.blocks\.(\d+)\.attn\.relative_position_index', key)
-    if m:
-        return None, 'relative position index; regenerated per input size'
-    m = re.fullmatch(r'layers\.(\d)\.blocks\.(\d+)\.attn\.relative_position_bias_table', key)
-    if m:
-        return f'stages.{m[1]}.blocks.{m[2]}.attn.rel_pos.relative_position_bias_table', None
-    m = re.fullmatch(r'layers\.(\d)\.blocks\.(.*)', key)
-    if m:
-        return f'stages.{m[1]}.blocks.{m[2]}', None
-    m = re.fullmatch(r'layers\.(\d)\.downsample\.(.*)', key)
-    if m:
-        return f'stages.{int(m[1]) + 1}.downsample.{m[2]}', None
-    # both
-    m = re.fullmatch(r'norm\.(.*)', key)
-    if m:
-        return f'norm{num_stages - 1}.{m[1]}', None
-    if key.startswith('head.'):
-        return None, 'classifier head; not part of the backbone'
-    if key.startswith(('patch_embed.', 'cls_token')) or re.fullmatch(r'norm\d\..*', key):
-        return key, None
+    for pattern, rule in _KEY_RULES:
+        m = re.fullmatch(pattern, key)
+        if m:
+            return (None, rule) if isinstance(rule, str) else (rule(m, num_stages), None)
     return None, None
 
 
