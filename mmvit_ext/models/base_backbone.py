@@ -24,6 +24,22 @@ def select_arch(arch, arch_zoo: Dict[str, dict], required_keys: Sequence[str], f
     return dict(arch)
 
 
+def resolve_indices(indices: Sequence[int], num_stages: int, family: str, name: str = 'out_indices') -> tuple:
+    """Stage indices as non-negative ints: ``-num_stages <= i < num_stages`` (negative counts from the last stage,
+    as in mmpretrain); anything else, duplicates or an empty list raise a ValueError naming the valid range."""
+    if isinstance(indices, int):
+        indices = (indices, )
+    indices = list(indices)
+    bad = [i for i in indices if not isinstance(i, int) or not -num_stages <= i < num_stages]
+    if not indices or bad:
+        raise ValueError(f'{family}: {name} must be stage indices in [-{num_stages}, {num_stages}) (the model has '
+                         f'{num_stages} stages), got {indices}' + (f'; out of range: {bad}' if bad else ''))
+    resolved = [i % num_stages for i in indices]
+    if len(set(resolved)) != len(resolved):
+        raise ValueError(f'{family}: {name} {indices} name the same stage twice')
+    return tuple(resolved)
+
+
 class VisionBackbone(BaseModule):
     """Base of the mmvit_ext backbones.
 

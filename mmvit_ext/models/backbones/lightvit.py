@@ -23,7 +23,7 @@ from mmcv.cnn.bricks import DropPath
 
 from ...checkpoint.lightvit import convert_lightvit
 from ...registry import register_model
-from ..base_backbone import VisionBackbone, select_arch, trunc_normal_init_linear
+from ..base_backbone import VisionBackbone, resolve_indices, select_arch, trunc_normal_init_linear
 from ..layers.utils import run_blocks
 from ..layers.lightvit_attention import (BiDimensionalAttentionFFN, LightViTStem, LocalGlobalAttention,
                                          ResidualPatchMerging)
@@ -133,11 +133,8 @@ class LightViT(VisionBackbone):
             raise ValueError('LightViT: embed_dims, depths, num_heads and mlp_ratios need one entry per stage')
         if out_type not in ('featmap', 'tokens'):
             raise ValueError(f'LightViT: out_type must be "featmap" or "tokens", got {out_type!r}')
-        out_indices = [i + num_stages if i < 0 else i for i in out_indices]
-        if not out_indices or any(not 0 <= i < num_stages for i in out_indices):
-            raise ValueError(f'LightViT: out_indices must lie in [0, {num_stages}), got {out_indices}')
         self.out_type = out_type
-        self.out_indices = tuple(out_indices)
+        self.out_indices = resolve_indices(out_indices, num_stages, 'LightViT')
         self.num_global_tokens = settings['num_global_tokens'] if num_global_tokens is None else num_global_tokens
         self.in_channels = in_channels
 

@@ -28,7 +28,7 @@ from mmcv.cnn.bricks import DropPath
 
 from ...checkpoint.lit import convert_lit
 from ...registry import register_model
-from ..base_backbone import VisionBackbone, select_arch, trunc_normal_init_linear
+from ..base_backbone import VisionBackbone, resolve_indices, select_arch, trunc_normal_init_linear
 from ..layers.utils import run_blocks
 from ..layers import (DeformableTokenMerging, GridPositionEmbedding, PatchEmbed, RelPosMultiheadAttention,
                       nlc_to_nchw)
@@ -202,11 +202,14 @@ class LIT(VisionBackbone):
             raise ValueError(f'LIT: out_type must be "featmap" or "cls_token", got {out_type!r}')
         if out_type == 'cls_token' and settings['pos_embed'] != 'absolute':
             raise ValueError('LIT: out_type="cls_token" needs the absolute position embeddings of LIT-Ti')
-        self.out_indices = tuple(i % self.num_stages for i in out_indices)
+        self.out_indices = resolve_indices(out_indices, self.num_stages, 'LIT')
         if out_type == 'cls_token' and self.num_stages - 1 not in self.out_indices:
             raise ValueError('LIT: out_type="cls_token" classifies stage 4, so out_indices must contain 3')
-        self.out_norm_indices = self.out_indices if out_norm_indices is None else tuple(
-            i % self.num_stages for i in out_norm_indices)
+        if out_norm_indices is None:
+            self.out_norm_indices = self.out_indices
+        else:  # may be empty: LIT-Ti's dense maps have no output norms
+            self.out_norm_indices = resolve_indices(out_norm_indices, self.num_stages, 'LIT',
+                                                    'out_norm_indices') if len(out_norm_indices) else ()
         if not set(self.out_norm_indices) <= set(self.out_indices):
             raise ValueError(f'LIT: out_norm_indices {self.out_norm_indices} must be among out_indices '
                              f'{self.out_indices}')

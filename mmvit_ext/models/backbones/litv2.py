@@ -23,7 +23,7 @@ from mmcv.cnn.bricks import DropPath
 
 from ...checkpoint.litv2 import convert_litv2
 from ...registry import register_model
-from ..base_backbone import VisionBackbone, select_arch
+from ..base_backbone import VisionBackbone, resolve_indices, select_arch
 from ..layers.utils import run_blocks
 from ..layers import ConvFFN, DeformableTokenMerging, HiLoAttention, PatchEmbed
 
@@ -154,7 +154,7 @@ class LITv2(VisionBackbone):
         self.in_channels = in_channels
         self.local_ws = list(local_ws)
         self.embed_dims = [settings['embed_dims'] * 2**i for i in range(self.num_stages)]
-        self.out_indices = tuple(i % self.num_stages for i in out_indices)
+        self.out_indices = resolve_indices(out_indices, self.num_stages, 'LITv2')
         if drop_path_rate is None:
             drop_path_rate = settings.get('drop_path_rate', 0.)
         drop_rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()

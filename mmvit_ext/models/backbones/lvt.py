@@ -28,7 +28,7 @@ from mmcv.cnn.bricks.transformer import FFN
 from ...checkpoint.common import extract_state_dict, load_converted, read_checkpoint
 from ...checkpoint.lvt import convert_lvt
 from ...registry import register_model
-from ..base_backbone import VisionBackbone, select_arch, trunc_normal_init_linear
+from ..base_backbone import VisionBackbone, resolve_indices, select_arch, trunc_normal_init_linear
 from ..layers.utils import run_blocks
 from ..layers import (AtrousSelfAttention, ConvFFN, ConvolutionalSelfAttention, LVTOverlapPatchEmbed,
                       RecursiveAtrousSelfAttention)
@@ -154,7 +154,7 @@ class LVT(VisionBackbone):
                 raise ValueError(f'LVT: arch "{key}" needs {self.num_stages} entries, got {settings[key]}')
         self.in_channels = in_channels
         self.embed_dims = list(settings['embed_dims'])
-        self.out_indices = tuple(i % self.num_stages for i in out_indices)
+        self.out_indices = resolve_indices(out_indices, self.num_stages, 'LVT')
         depths = settings['depths']
         drop_rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
 
