@@ -8,6 +8,11 @@ Accepted layouts (prefix ``backbone.``/``module.`` already removed by ``extract_
   ``attn.relative_position_index`` (buffer), ``norm`` (classification) or ``norm0..3`` (dense), ``head``.
 - our own layout (``patch_embed``, ``stages.{i}``, ``norm{i}``): converting it again changes nothing but sizes.
 
+The classifier's final ``norm`` (LN over the stage-4 tokens) becomes ``norm3`` only in the classification form of the
+backbone (``LIT.is_classification_form``: ``out_indices=(3,)`` with ``norm3``). A dense form starts ``norm3`` at its
+init (weight 1, bias 0), like the official dense backbones, whose non-strict ``load_checkpoint`` finds no ``norm3``
+in a classification file; the same holds for our converted classifier files (``norm3`` + ``head.fc``).
+
 Layouts: bias tables are bicubically resized to the model's stored grid (the official ``mmcv_custom`` loader does
 the same), absolute embeddings bilinearly (as the official dense LIT-Ti does at run time), the stage-4 cls slot is
 dropped when the model has no cls token; regenerated buffers, classifier heads and norms the model lacks are
@@ -16,6 +21,7 @@ skipped with the reason.
 import math
 import re
 from collections import OrderedDict
+from typing import Optional
 
 import torch
 
@@ -73,8 +79,12 @@ def _is_official_layout(state_dict) -> bool:
     return any(re.match(r'(patch_embed1\.|block\d\.|layers\.\d\.)', k) for k in state_dict)
 
 
-def convert_lit(state_dict, model) -> ConvertedState:
-    """Map an official (or our own) LIT state dict onto ``model`` (a ``LIT``); see the module docstring."""
+def convert_lit(state_dict, model, from_classifier: Optional[bool] = None) -> ConvertedState:
+    """Map an official (or our own) LIT state dict onto ``model`` (a ``LIT``); see the module docstring.
+
+    ``from_classifier``: whether the weights come from a classification checkpoint; ``None`` reads it from the keys
+    (an official ``norm`` / ``head``). Then only a classification-form ``model`` takes the final norm as ``norm3``.
+    """
     if not (_is_own_layout(state_dict) or _is_official_layout(state_dict)):
         sample = ', '.join(list(state_dict)[:5])
         raise CheckpointMismatchError(f'not a LIT checkpoint: no LIT-Ti (patch_embed1/block1), LIT-S/M/B '
@@ -83,6 +93,10 @@ def convert_lit(state_dict, model) -> ConvertedState:
     modules = dict(model.named_modules())
     out, skipped = OrderedDict(), OrderedDict()
     own_layout = _is_own_layout(state_dict)
+    if from_classifier is None:
+        from_classifier = any(k.startswith(('norm.', 'head.')) for k in state_dict)
+    final_norm = f'norm{model.num_stages - 1}.'
+    skip_final_norm = from_classifier and not getattr(model, 'is_classification_form', True)
     for key, value in state_dict.items():
         if own_layout:
             new_key, reason = key, None
@@ -92,6 +106,10 @@ def convert_lit(state_dict, model) -> ConvertedState:
                 new_key = key  # unknown: left for load_converted to report
         if new_key is None:
             skipped[key] = reason
+            continue
+        if skip_final_norm and new_key.startswith(final_norm):
+            skipped[key] = ('final norm of the classifier; a dense backbone starts its output norms fresh, as the '
+                            'official dense loaders do (the classification form, out_indices=(3,), loads it)')
             continue
         if new_key not in own:
             if new_key == 'cls_token':

@@ -4,6 +4,8 @@ Official files and their keys (reference doc §4.5):
 - ``lvt_imagenet.pth.tar`` (``lvt_cls``, weights under ``'model'`` or ``'state_dict'``): the backbone under
   ``backbone.{stage}.0`` (patch embedding) / ``backbone.{stage}.1.{block}``, plus the class-attention head
   ``cls_token``, ``post_network.{0,1}``, ``norm``, ``head``, ``aux_head``;
+- the plain-head classifier ``lvt(with_cls_head=True)`` (timm checkpoint, weights under ``'state_dict'``): the same
+  backbone, ``norm`` (LN over the stage-4 map) and ``head`` (Linear on the mean over positions);
 - ``lvt_imagenet_pretrained.pth.tar``: a raw dict of the 148 ``backbone.*`` tensors (what the seg/det code loads);
 - official dense checkpoints: the same under one more ``backbone.`` prefix.
 
@@ -30,7 +32,7 @@ import torch.nn as nn
 
 from .common import ConvertedState
 
-__all__ = ['convert_lvt', 'convert_lvt_cls_head', 'convert_lvt_classifier']
+__all__ = ['classifier_head_type', 'convert_lvt', 'convert_lvt_cls_head', 'convert_lvt_classifier']
 
 _OFFICIAL_BLOCK = re.compile(r'^(\d+)\.1\.(\d+)\.(.+)$')
 _OFFICIAL_EMBED = re.compile(r'^(\d+)\.0\.(.+)$')
@@ -139,17 +141,44 @@ def convert_lvt_cls_head(state_dict: Dict[str, torch.Tensor]) -> ConvertedState:
     return ConvertedState(converted, dict(skipped))
 
 
-def convert_lvt_classifier(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-    """A whole official ``lvt_cls`` file -> mmpretrain ``ImageClassifier`` keys (``backbone.*``, ``head.*``).
+def classifier_head_type(state_dict: Dict[str, torch.Tensor]) -> Optional[str]:
+    """The classifier a state dict (official or ours) holds, read from its keys; ``None`` for a backbone file.
 
-    Idempotent: a converted classifier maps onto itself.
+    ``'class_attention'``: ``lvt_cls`` (``cls_token`` / ``post_network``; ours ``head.cls_token``),
+    ``lvt_classifier_cfg(head='class_attention')``. ``'linear'``: ``lvt(with_cls_head=True)`` (``norm`` + ``head``;
+    ours ``backbone.norm3`` + ``head.fc``), ``lvt_classifier_cfg(head='linear')``.
     """
-    backbone_part = {k: v for k, v in state_dict.items() if k.startswith('backbone.')}
-    head_part = {k: v for k, v in state_dict.items() if not k.startswith('backbone.')}
-    backbone = convert_lvt(backbone_part).state_dict
-    head = convert_lvt_cls_head(head_part)
-    if head.skipped:
-        raise KeyError(f'convert_lvt_classifier: unknown keys {sorted(head.skipped)}')
-    converted = OrderedDict(('backbone.' + k, v) for k, v in backbone.items())
-    converted.update(('head.' + k, v) for k, v in head.state_dict.items())
+    if any(k.startswith(('cls_token', 'post_network.', 'head.cls_token', 'head.post_layers.')) for k in state_dict):
+        return 'class_attention'
+    if any(k.startswith('head.') for k in state_dict):
+        return 'linear'
+    return None
+
+
+def convert_lvt_classifier(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """A whole official classifier file -> mmpretrain ``ImageClassifier`` keys (``backbone.*``, ``head.*``).
+
+    ``lvt_cls`` -> ``LVT`` + ``LVTClassAttentionHead``; the plain-head ``lvt(with_cls_head=True)`` -> ``LVT`` with
+    ``norm3`` (<- ``norm``) + ``LinearClsHead`` (``head.fc`` <- ``head``). Idempotent: a converted classifier maps
+    onto itself. Raises ``KeyError`` naming keys that belong to neither.
+    """
+    head_type = classifier_head_type(state_dict)
+    if head_type is None:
+        raise KeyError('convert_lvt_classifier: no classifier head (head.* / cls_token) in the state dict')
+    if head_type == 'class_attention':
+        backbone_part = {k: v for k, v in state_dict.items() if k.startswith('backbone.')}
+        head = convert_lvt_cls_head({k: v for k, v in state_dict.items() if not k.startswith('backbone.')})
+        unknown, head_state = sorted(head.skipped), head.state_dict
+    else:
+        backbone_part = {k: v for k, v in state_dict.items() if k.startswith(('backbone.', 'norm.'))}
+        head_state = OrderedDict(('fc.' + k[len('head.'):] if k in ('head.weight', 'head.bias') else k[len('head.'):],
+                                  v) for k, v in state_dict.items() if k.startswith('head.'))
+        unknown = sorted(k for k in state_dict if not k.startswith(('backbone.', 'norm.', 'head.')))
+    if unknown:
+        raise KeyError(f'convert_lvt_classifier: unknown keys for a {head_type} classifier: {unknown}')
+    backbone = convert_lvt(backbone_part)
+    if backbone.skipped:
+        raise KeyError(f'convert_lvt_classifier: unknown backbone keys {sorted(backbone.skipped)}')
+    converted = OrderedDict(('backbone.' + k, v) for k, v in backbone.state_dict.items())
+    converted.update(('head.' + k, v) for k, v in head_state.items())
     return converted

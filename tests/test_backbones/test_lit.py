@@ -97,9 +97,10 @@ def classifier_backbone(arch, **kwargs):
 
 
 def expected_shapes(arch, batch, h, w):
-    """Output size rule: ceil(H/4), then floor(/2) per DTM."""
+    """Output size rule of the official dense code: floor(H/4) for LIT-Ti (no padding), ceil(H/4) for LIT-S/M/B
+    (padding), then floor(/2) per DTM."""
     dims = OFFICIAL[arch][0]
-    h, w = -(-h // 4), -(-w // 4)
+    h, w = (h // 4, w // 4) if arch == 'tiny' else (-(-h // 4), -(-w // 4))
     shapes = []
     for i in range(4):
         shapes.append((batch, dims[i], h, w))
@@ -297,12 +298,15 @@ def _official_weights(arch, kind='classification', seed=0):
     return state
 
 
-def official_forward(sd, x, arch):
+def official_forward(sd, x, arch, dense=False):
     """The official LIT forward (reference doc 1.3, 1.6) written directly on an official state dict, eval mode.
 
     LIT-Ti (classification): patch_embed1 -> +pos_embed1 -> block1 -> DTM -> +pos_embed2 ... -> cls token + pos_embed4
-    -> block4 -> norm -> cls. LIT-S (dense, LIT ``LIT``): patch_embed -> layers[i] (blocks; attention adds the table
-    resized bicubically to (2H-1, 2W-1) on every call) -> per-layer ``norm{i}``; ``layers[i].downsample`` after.
+    -> block4 -> norm -> cls. LIT-Ti (``dense``, ``LIT_Ti``): the 4x4/4 conv without padding (the last H % 4 rows and
+    W % 4 columns drop out), each stage's embeddings resized bilinearly to its map (stage 4 without the cls slot), the
+    four raw maps. LIT-S (dense, LIT ``LIT``): patch_embed (zero-padded to multiples of 4) -> layers[i] (blocks;
+    attention adds the table resized bicubically to (2H-1, 2W-1) on every call) -> per-layer ``norm{i}``;
+    ``layers[i].downsample`` after.
     """
     import torch.nn.functional as F
     from torchvision.ops import deform_conv2d
@@ -341,19 +345,29 @@ def official_forward(sd, x, arch):
     dims, depths, heads, _ = OFFICIAL[arch]
     if arch == 'tiny':
         t = F.conv2d(x, sd['patch_embed1.proj.weight'], sd['patch_embed1.proj.bias'], stride=4)
+        outs = []
         for i in range(4):
             if i:
                 t = dtm(t, f'patch_embed{i + 1}')
             b, c, h, w = t.shape
             t = ln(t.flatten(2).transpose(1, 2), 'patch_embed1.norm', 1e-5) if i == 0 else t.flatten(2).transpose(1, 2)
-            if i == 3:
+            pos = sd[f'pos_embed{i + 1}']
+            if not dense and i == 3:
                 t = torch.cat([sd['cls_token'].expand(b, -1, -1), t], dim=1)
-            t = t + sd[f'pos_embed{i + 1}']
+            elif dense:
+                pos = pos[:, 1:] if i == 3 else pos
+                side = math.isqrt(pos.shape[1])
+                if (side, side) != (h, w):  # (the official code also skips this when h * w == 56 * 56: a bug)
+                    pos = F.interpolate(pos.reshape(1, side, side, c).permute(0, 3, 1, 2), size=(h, w),
+                                        mode='bilinear').flatten(2).transpose(1, 2)
+            t = t + pos
             for j in range(depths[i]):
                 t = block(t, f'block{i + 1}.{j}', heads[i], 1e-6)
+            if dense:
+                outs.append(t.transpose(1, 2).reshape(b, c, h, w))
             if i < 3:
                 t = t.transpose(1, 2).reshape(b, c, h, w)
-        return (ln(t, 'norm', 1e-6)[:, 0], )
+        return tuple(outs) if dense else (ln(t, 'norm', 1e-6)[:, 0], )
     t = F.conv2d(F.pad(x, (0, -x.shape[3] % 4, 0, -x.shape[2] % 4)), sd['patch_embed.proj.weight'],
                  sd['patch_embed.proj.bias'], stride=4)
     b, c, h, w = t.shape
@@ -390,6 +404,71 @@ def test_converted_official_weights_give_official_outputs(arch, kind, size, kwar
             assert len(got) == len(expected)
             for a, b in zip(got, expected):
                 assert a.shape == b.shape and torch.allclose(a, b, atol=1e-4, rtol=1e-4), (a - b).abs().max()
+
+
+@pytest.mark.parametrize('size', [(97, 130), (333, 517)])
+def test_lit_ti_dense_drops_the_remainder_like_official(size):
+    """Official dense LIT-Ti: its patch embedding does not pad, so the stride-4 map is floor(H/4) x floor(W/4): the
+    output equals the run on the input cropped to multiples of 4 and the official forward (stage embeddings resized
+    to those maps). About 1.5 s."""
+    official = _official_weights('tiny', 'detection')
+    model = LIT('tiny', out_norm_indices=())
+    model.load_state_dict(convert_lit(official, model).state_dict)
+    model.eval()
+    h, w = size
+    x = torch.randn(1, 3, h, w)
+    with torch.no_grad():
+        got = model(x)
+        cropped = model(x[:, :, :h // 4 * 4, :w // 4 * 4])
+        expected = official_forward(official, x, 'tiny', dense=True)
+    assert [tuple(t.shape) for t in got] == expected_shapes('tiny', 1, h, w)
+    assert got[0].shape[2:] == (h // 4, w // 4)
+    for ours, crop, ref in zip(got, cropped, expected):
+        assert torch.allclose(ours, crop, atol=1e-6, rtol=0)
+        assert ours.shape == ref.shape and torch.allclose(ours, ref, atol=1e-4, rtol=1e-4), (ours - ref).abs().max()
+
+
+def test_pad_input_switch_and_arch_defaults():
+    assert LIT('tiny').pad_input is False and LIT(MICRO['relative']).pad_input is True
+    x = torch.randn(1, 3, 97, 130)
+    dims = MICRO['absolute']['embed_dims']
+    for pad, (h, w) in ((True, (25, 33)), (False, (24, 32))):
+        shapes = [(1, d, h // 2**i, w // 2**i) for i, d in enumerate(dims)]
+        check_output_shapes(LIT(MICRO['absolute'], pad_input=pad), x, shapes)
+
+
+def test_lit_ti_embeddings_resized_for_a_49x64_map():
+    """The official ``_get_pos_embed`` skips the resize whenever H*W == 3136 and adds the 56x56 table laid out on a
+    49x64 map; here every grid other than the stored one is resized bilinearly."""
+    import torch.nn.functional as F
+    embed = LIT('tiny', out_norm_indices=()).stages[0].pos_embed
+    resized = embed.resized((49, 64))
+    grid = embed.weight.detach().reshape(1, 56, 56, 64).permute(0, 3, 1, 2)
+    expected = F.interpolate(grid, size=(49, 64), mode='bilinear').flatten(2).transpose(1, 2)
+    assert torch.allclose(resized, expected, atol=1e-6) and not torch.allclose(resized, embed.weight)
+
+
+def test_dense_forms_start_norm3_fresh_from_a_classification_release(tmp_path):
+    """The official dense LIT-S loads a classification file non-strictly: the classifier's final ``norm`` is no key of
+    the dense model, so ``norm3`` stays at weight 1 / bias 0. The classification form (out_indices=(3,)) loads it.
+    The same for our converted classifier file. About 4 s (five LIT-S)."""
+    official = random_state_dict(official_shapes('small'))
+    src = _save(tmp_path, {'model': official}, 'lit_s.pth')
+    converted = str(tmp_path / 'lit_s_mmvit.pth')
+    _load_tool().convert_file(src, converted)
+    dense_forms = {src: dict(pretrain_img_size=800, out_norm_indices=(1, 2, 3)),  # detection
+                   converted: dict(pretrain_img_size=512)}  # segmentation (norm0..3)
+    for path, kwargs in dense_forms.items():
+        model = LIT('small', init_cfg=dict(type='Pretrained', checkpoint=path), **kwargs)
+        model.init_weights()
+        assert torch.equal(model.norm3.weight, torch.ones(768)) and torch.equal(model.norm3.bias, torch.zeros(768))
+        assert torch.equal(model.stages[3].downsample.dconv.weight, official['layers.2.downsample.dconv.weight'])
+        assert torch.equal(model.stages[0].blocks[1].mlp.fc2.bias, official['layers.0.blocks.1.mlp.fc2.bias'])
+        classification_form = classifier_backbone('small', init_cfg=dict(type='Pretrained', checkpoint=path))
+        classification_form.init_weights()
+        assert torch.equal(classification_form.norm3.weight, official['norm.weight'])
+        assert torch.equal(classification_form.norm3.bias, official['norm.bias'])
+    assert 'final norm of the classifier' in convert_lit(official, model).skipped['norm.weight']
 
 
 def test_wrong_checkpoint_raises(tmp_path):

@@ -327,17 +327,22 @@ def test_wrong_checkpoint_raises(tmp_path):
         LVT(init_cfg=dict(type='Pretrained', checkpoint=_save(tmp_path, foreign, 'litv2.pth'))).init_weights()
 
 
-def test_offline_converter_tool(tmp_path):
+def _load_converter_tool():
     import importlib.util
     spec = importlib.util.spec_from_file_location('lvt_to_mmvit', 'tools/model_converters/lvt_to_mmvit.py')
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
+    return tool
+
+
+def test_offline_converter_tool(tmp_path):
+    tool = _load_converter_tool()
     src = _save(tmp_path, {'model': official_state(classifier=True)}, 'lvt_imagenet.pth.tar')
-    assert tool.convert_file(src, str(tmp_path / 'cls.pth')) == 'classifier'
+    assert tool.convert_file(src, str(tmp_path / 'cls.pth')) == 'class_attention'
     converted = torch.load(tmp_path / 'cls.pth')['state_dict']
     from mmpretrain.registry import MODELS
     MODELS.build(lvt_classifier_cfg()).load_state_dict(converted, strict=True)
-    assert tool.convert_file(str(tmp_path / 'cls.pth'), str(tmp_path / 'again.pth')) == 'classifier'
+    assert tool.convert_file(str(tmp_path / 'cls.pth'), str(tmp_path / 'again.pth')) == 'class_attention'
     again = torch.load(tmp_path / 'again.pth')['state_dict']
     assert set(again) == set(converted) and all(torch.equal(again[k], converted[k]) for k in converted)
 
@@ -356,3 +361,35 @@ def test_plain_classifier_final_norm_goes_to_norm3():
     converted = convert_lvt(state, LVT(out_indices=(3, ), out_norm=True))
     assert torch.equal(converted.state_dict['norm3.weight'], state['norm.weight'])
     assert set(converted.skipped) == {'head.weight', 'head.bias'}
+
+
+def test_plain_head_classifier_converts_and_loads_strictly_into_the_imagenet_config(tmp_path):
+    """Official ``lvt(with_cls_head=True)`` (timm checkpoint: ``backbone.*``, ``norm``, ``head``): the tool maps
+    ``norm -> backbone.norm3``, ``head -> head.fc``; the logits equal the official head written here (LN over the
+    stage-4 map, mean over positions, Linear). About 2 s."""
+    from mmengine.config import Config
+    from mmpretrain.registry import MODELS
+    state = official_state()
+    gen = torch.Generator().manual_seed(1)
+    state.update({'norm.weight': 1 + 0.1 * torch.randn(256, generator=gen),
+                  'norm.bias': 0.1 * torch.randn(256, generator=gen),
+                  'head.weight': torch.randn(1000, 256, generator=gen) / 16,
+                  'head.bias': 0.1 * torch.randn(1000, generator=gen)})
+    timm_file = {'epoch': 299, 'arch': 'lvt', 'state_dict': state, 'version': 2, 'metric': 74.0}
+    tool = _load_converter_tool()
+    assert tool.convert_file(_save(tmp_path, timm_file, 'lvt_plain.pth.tar'), str(tmp_path / 'plain.pth')) == 'linear'
+    converted = torch.load(tmp_path / 'plain.pth')['state_dict']
+    classifier = MODELS.build(Config.fromfile('configs/lvt/lvt_8xb128_in1k.py').model)
+    classifier.load_state_dict(converted, strict=True)
+    x = torch.randn(1, 3, 61, 75)
+    with torch.no_grad():
+        logits = classifier.eval()(x, mode='tensor')
+        stage4 = official_forward(state, x)[-1].permute(0, 2, 3, 1)
+        expected = F.linear(_ln(stage4, state, 'norm').mean(dim=(1, 2)), state['head.weight'], state['head.bias'])
+    torch.testing.assert_close(logits, expected, atol=1e-4, rtol=1e-4)
+    assert tool.convert_file(str(tmp_path / 'plain.pth'), str(tmp_path / 'again.pth')) == 'linear'
+    again = torch.load(tmp_path / 'again.pth')['state_dict']
+    assert set(again) == set(converted) and all(torch.equal(again[k], converted[k]) for k in converted)
+    del state['norm.bias']  # a truncated file fails the strict load, naming the key
+    with pytest.raises(CheckpointMismatchError, match='backbone.norm3.bias'):
+        tool.convert_file(_save(tmp_path, timm_file, 'broken.pth.tar'), str(tmp_path / 'broken.pth'))

@@ -9,8 +9,10 @@ The variant (Ti/S/M/B), the stored position-table size and the output norms are 
 512 segmentation). The result is validated by loading it strictly into the matching ``LIT`` backbone.
 
 - Classification files (``lit_ti.pth`` ... ``lit_b.pth``) become an mmpretrain ``ImageClassifier`` checkpoint
-  (``backbone.*`` + ``head.fc.*``) usable with ``configs/lit/lit-*_8xb128_in1k.py`` (``tools/test.py``), and
-  also as ``init_cfg=dict(type='Pretrained', checkpoint=...)`` of a dense backbone (prefix ``backbone.``).
+  (``backbone.*`` + ``head.fc.*``, the final ``norm`` as ``backbone.norm3``) usable with
+  ``configs/lit/lit-*_8xb128_in1k.py`` (``tools/test.py``), and also as ``init_cfg=dict(type='Pretrained',
+  checkpoint=...)`` of a dense backbone (prefix ``backbone.``), which, like the official dense models, starts its
+  output norms (``norm3`` too) fresh.
 - Dense files (``retina_lit_ti.pth``, ``mask_rcnn_lit_s.pth``, ``sem_fpn_lit_s.pth``, ...) keep their neck/head keys
   unchanged (mmdet 2.11 / mmseg 0.13 names) and get the backbone keys converted.
 """

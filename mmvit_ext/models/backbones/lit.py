@@ -9,12 +9,13 @@ stages 3-4 standard Transformer blocks with global multi-head self-attention (Eq
 - LIT-S/M/B: a relative position bias over the whole stage-3/4 map (``RelPosMultiheadAttention``), no embeddings;
   classification averages the normed stage-4 tokens.
 
-Any input size: the patch embedding zero-pads H, W to multiples of 4 and DTM floors odd maps like the official dense
-code, so stage i (0-based) has ``H_0 = ceil(H / 4)``, ``H_i = floor(H_{i-1} / 2)`` (the same for W); the input must
-be at least 32 x 32. Position tables/embeddings are stored for ``pretrain_img_size`` and resized to the actual maps
-(bicubic tables, bilinear Ti embeddings, as the official code does); the resized values and the N*N bias index are
-cached per size (see ``mmvit_ext/models/layers/attention.py``), where the official dense code rebuilt them on every
-forward.
+Any input size of at least 32 x 32, with the official dense code's size rule: LIT-S/M/B zero-pad H, W to multiples
+of 4 before the patch embedding (``H_0 = ceil(H / 4)``), LIT-Ti does not pad and drops the last ``H % 4`` rows and
+``W % 4`` columns (``H_0 = floor(H / 4)``; ``pad_input`` switches); each DTM floors odd maps
+(``H_i = floor(H_{i-1} / 2)``), the same for W. Position tables/embeddings are stored for ``pretrain_img_size`` and
+resized to the actual maps (bicubic tables, bilinear Ti embeddings, as the official code does); the resized values
+and the N*N bias index are cached per size (see ``mmvit_ext/models/layers/attention.py``), where the official dense
+code rebuilt them on every forward.
 
 Module layout (official names where they cost nothing; ``mmvit_ext/checkpoint/lit.py`` maps the official keys):
 ``patch_embed`` (Conv 4x4/4 + LN), ``stages[i]`` = ``downsample`` (DTM, stages 1-3) -> ``pos_embed`` (Ti) ->
@@ -26,6 +27,7 @@ import torch
 import torch.nn as nn
 from mmcv.cnn.bricks import DropPath
 
+from ...checkpoint.common import extract_state_dict, load_converted, read_checkpoint
 from ...checkpoint.lit import convert_lit
 from ...registry import register_model
 from ..base_backbone import VisionBackbone, resolve_indices, select_arch, trunc_normal_init_linear
@@ -132,10 +134,15 @@ class LIT(VisionBackbone):
         pretrain_img_size: image size the position tables / embeddings are stored for (int or (h, w)). 224 for
             ImageNet; the official dense LIT-S configs store the tables for 800 (detection) and 512 (segmentation),
             LIT-Ti keeps its 224 embeddings. Checkpoints are resized to it on load.
+        pad_input: zero-pad H, W to multiples of 4 before the patch embedding (stage-1 map ``ceil(H / 4)``) instead
+            of dropping the last ``H % 4`` rows / ``W % 4`` columns (``floor(H / 4)``). ``None``: the official rule
+            of the arch (LIT-Ti drops, LIT-S/M/B pad; custom dicts may set ``pad_input``, default True).
         out_indices: stages (0-3) whose outputs are returned.
         out_norm_indices: stages whose output passes an LN ``norm{i}`` (default: ``out_indices``). The official
             detection LIT-S has no norm on stage 0 (``(1, 2, 3)``), its segmentation copy norms all four, the dense
-            LIT-Ti none (``()``); classification checkpoints' final ``norm`` becomes ``norm3``.
+            LIT-Ti none (``()``). A classification checkpoint's final ``norm`` becomes ``norm3`` only in the
+            classification form (``out_indices=(3,)`` with ``norm3``); dense forms start every output norm fresh,
+            as the official dense loaders do.
         out_type: ``'featmap'`` (NCHW maps) or ``'cls_token'`` (LIT-Ti classification: a cls token joins stage 4
             and its normed value (B, C) is the stage-4 output; the stage-4 embeddings get the cls slot).
         drop_rate, attn_drop_rate: dropout in MLPs/projections and on attention weights.
@@ -153,28 +160,54 @@ class LIT(VisionBackbone):
     arch_zoo = {
         **dict.fromkeys(['ti', 'tiny'], dict(
             embed_dims=[64, 128, 320, 512], depths=[3, 4, 6, 3], num_heads=[1, 2, 5, 8], mlp_ratios=[8, 8, 4, 4],
-            pos_embed='absolute', norm_eps=1e-6, drop_path_rate=0.1)),
+            pos_embed='absolute', norm_eps=1e-6, drop_path_rate=0.1, pad_input=False)),
         **dict.fromkeys(['s', 'small'], dict(
             embed_dims=[96, 192, 384, 768], depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24], mlp_ratios=[4, 4, 4, 4],
-            pos_embed='relative', norm_eps=1e-5, drop_path_rate=0.2)),
+            pos_embed='relative', norm_eps=1e-5, drop_path_rate=0.2, pad_input=True)),
         **dict.fromkeys(['m', 'medium'], dict(
             embed_dims=[96, 192, 384, 768], depths=[2, 2, 18, 2], num_heads=[3, 6, 12, 24],
-            mlp_ratios=[4, 4, 4, 4], pos_embed='relative', norm_eps=1e-5, drop_path_rate=0.3)),
+            mlp_ratios=[4, 4, 4, 4], pos_embed='relative', norm_eps=1e-5, drop_path_rate=0.3, pad_input=True)),
         **dict.fromkeys(['b', 'base'], dict(
             embed_dims=[128, 256, 512, 1024], depths=[2, 2, 18, 2], num_heads=[4, 8, 16, 32],
-            mlp_ratios=[4, 4, 4, 4], pos_embed='relative', norm_eps=1e-5, drop_path_rate=0.5)),
+            mlp_ratios=[4, 4, 4, 4], pos_embed='relative', norm_eps=1e-5, drop_path_rate=0.5, pad_input=True)),
     }
     # Stages with MSA blocks (official ``HAS_MSA = [0, 0, 1, 1]``); the others are MLP-only.
     msa_stages = (False, False, True, True)
     patch_size = 4
     convert_checkpoint = staticmethod(convert_lit)
-    # Output norms other than the classification ``norm`` (-> norm3) are new when loading an ImageNet checkpoint.
-    new_keys_on_pretrained = ('norm0.*', 'norm1.*', 'norm2.*')
+    # Argument and registry names of the official LIT (ziplab/LIT): the Swin-style LIT-S/M/B backbones and the
+    # PVT-style LIT-Ti, whose dense LIT_Ti ignores every argument (its configs pass ResNet keys).
+    official_names = dict(
+        arch={'embed_dim': ('embed_dims', lambda width: [width * 2**i for i in range(4)]),
+              'embed_dims': 'embed_dims', 'depths': 'depths', 'num_heads': 'num_heads',
+              'mlp_ratio': ('mlp_ratios', lambda ratio: [ratio] * 4), 'mlp_ratios': 'mlp_ratios'},
+        arguments={
+            'in_chans': 'in_channels',
+            'use_checkpoint': 'with_cp',
+            'img_size': 'pretrain_img_size (the size the position tables are stored for)',
+            'has_msa': 'drop it: stages 1-2 are MLP-only and 3-4 have attention (official has_msa=[0, 0, 1, 1])',
+            'window_size': 'drop it: the official LIT ignores it too, attention is global',
+            'patch_size': 'drop it: the patch embedding is 4x4 in every release',
+            'patch_norm': 'drop it: the patch embedding always ends with a LayerNorm (official patch_norm=True)',
+            'ape': "drop it: LIT-S/M/B have no absolute position embedding; arch='tiny' has LIT-Ti's",
+            'qk_scale': 'drop it: the attention scale is head_dim ** -0.5 (official qk_scale=None)',
+            'norm_layer': 'drop it: always LayerNorm',
+            'sr_ratios': 'drop it: the official LIT-Ti ignores it too',
+            'F4': 'drop it: not supported',
+            'depth': 'drop it: a ResNet key that the official LIT_Ti ignored',
+            'num_stages': 'drop it: a ResNet key that the official LIT_Ti ignored',
+            'style': 'drop it: a ResNet key that the official LIT_Ti ignored',
+            'norm_cfg': 'drop it: a ResNet key that the official LIT_Ti ignored',
+            'num_classes': 'the classifier is an mmpretrain ImageClassifier: set model.head.num_classes '
+                           '(configs/lit/lit-*_8xb128_in1k.py, lit_classifier_cfg)',
+        },
+        types={'LIT_Ti': "arch='tiny'"})
 
     def __init__(self,
                  arch: Union[str, dict] = 'small',
                  in_channels: int = 3,
                  pretrain_img_size: Union[int, Sequence[int]] = 224,
+                 pad_input: Optional[bool] = None,
                  out_indices: Sequence[int] = (0, 1, 2, 3),
                  out_norm_indices: Optional[Sequence[int]] = None,
                  out_type: str = 'featmap',
@@ -213,6 +246,10 @@ class LIT(VisionBackbone):
         if not set(self.out_norm_indices) <= set(self.out_indices):
             raise ValueError(f'LIT: out_norm_indices {self.out_norm_indices} must be among out_indices '
                              f'{self.out_indices}')
+        # Output norms that a classification checkpoint lacks: all but the classification form's norm3 (the
+        # official final ``norm``), which dense forms also start fresh (see ``convert_lit``).
+        self.new_keys_on_pretrained = ('norm0.*', 'norm1.*', 'norm2.*') if self.is_classification_form \
+            else ('norm[0-3].*', )
         self.in_channels = in_channels
         self.out_type = out_type
         self.pos_embed_type = settings['pos_embed']
@@ -222,7 +259,8 @@ class LIT(VisionBackbone):
             else tuple(pretrain_img_size)
         self.pretrain_img_size = (img_h, img_w)
 
-        self.patch_embed = PatchEmbed(in_channels, self.embed_dims[0], self.patch_size)
+        self.pad_input = settings.get('pad_input', True) if pad_input is None else pad_input
+        self.patch_embed = PatchEmbed(in_channels, self.embed_dims[0], self.patch_size, pad=self.pad_input)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, self.embed_dims[-1])) if out_type == 'cls_token' else None
         drop_paths = torch.linspace(0, drop_path_rate, sum(self.depths)).tolist()
         self.stages = nn.ModuleList()
@@ -250,6 +288,23 @@ class LIT(VisionBackbone):
         if self.cls_token is not None:
             nn.init.trunc_normal_(self.cls_token, std=.02)
         self._freeze()
+
+    @property
+    def is_classification_form(self) -> bool:
+        """Only stage 4 is returned, through ``norm3``: the official classifier's backbone and final ``norm``."""
+        return self.out_indices == (self.num_stages - 1, ) and self.num_stages - 1 in self.out_norm_indices
+
+    def load_pretrained(self, filename: str, prefix: str = 'backbone.'):
+        """Load an official (or our own) checkpoint; a classifier's final norm reaches only the classification form.
+
+        Whether the file is a classifier (official ``head.*`` or our ``head.fc.*``) is read from the whole file before
+        the ``prefix`` part is taken.
+        """
+        checkpoint = extract_state_dict(read_checkpoint(filename), prefix=None)
+        from_classifier = any(k.startswith('head.') for k in checkpoint)
+        state = extract_state_dict(checkpoint, prefix=prefix)
+        converted = convert_lit(state, self, from_classifier=from_classifier)
+        load_converted(self, converted, allow_missing=self.new_keys_on_pretrained, source=str(filename))
 
     def frozen_modules(self):
         modules = [self.patch_embed]
