@@ -1,26 +1,16 @@
-"""Measuring helpers shared by ``tools/analysis_tools/get_flops.py`` and ``benchmark.py`` (and their tests).
+"""Counting helpers shared by ``tools/analysis_tools/get_flops.py`` and the benchmark (``mmvit_ext.benchmark``).
 
 - ``count_complexity``: params and FLOPs through ``mmengine.analysis`` (fvcore-style jit tracing, one multiply-add
   counts as one FLOP, as in the papers' tables), with handles for the two ops that mmengine does not count but our
   models spend real time in: fused attention (``aten::scaled_dot_product_attention``) and mmcv's deformable conv.
   Without them a HiLo layer's attention and every DTM would count as free.
-- ``time_forward``: median latency with spread after warm-up, bounded by a time budget.
-- ``PeakMemory``: CUDA max-allocated growth on GPU, sampled process RSS growth on CPU.
 - ``build_config_model`` / ``config_inputs``: any mmdet / mmseg / mmpretrain config's model with a random batch
   that went through the model's own data preprocessor (no dataset needed).
 """
 import copy
-import ctypes
-import gc
 import logging
 import math
-import os
-import statistics
-import threading
-import time
-from contextlib import nullcontext
-from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -29,9 +19,8 @@ from mmengine.analysis.jit_handles import get_shape
 
 from .engine import drop_pretrained
 
-__all__ = ['sdpa_flop_jit', 'deform_conv_flop_jit', 'EXTRA_FLOP_HANDLES', 'count_complexity', 'Timing',
-           'time_forward', 'PeakMemory', 'autocast_context', 'build_config_model', 'config_inputs',
-           'config_forward', 'config_complexity', 'DEFAULT_INPUT_SHAPES', 'format_count']
+__all__ = ['sdpa_flop_jit', 'deform_conv_flop_jit', 'EXTRA_FLOP_HANDLES', 'count_complexity', 'build_config_model',
+           'config_inputs', 'config_forward', 'config_complexity', 'DEFAULT_INPUT_SHAPES', 'format_count']
 
 # Input (H, W) per codebase when none is given: mmdet's get_flops convention, the ADE20K crop, ImageNet.
 DEFAULT_INPUT_SHAPES = {'mmdet': (1280, 800), 'mmseg': (512, 512), 'mmpretrain': (224, 224)}
@@ -63,6 +52,7 @@ EXTRA_FLOP_HANDLES = {
     'aten::scaled_dot_product_attention': sdpa_flop_jit,
     'prim::PythonOp.DeformConv2dFunction': deform_conv_flop_jit,
     'prim::PythonOp.ModulatedDeformConv2dFunction': deform_conv_flop_jit,
+    'mmvit_ext::deform_conv2d': deform_conv_flop_jit,  # the DTM op (mmvit_ext/models/layers/deform_conv.py)
 }
 
 
@@ -84,129 +74,6 @@ def count_complexity(model: nn.Module, inputs: Tuple, by_operator: bool = False)
         result['flops_by_operator'] = dict(analyzer.by_operator())
         result['unsupported_ops'] = dict(analyzer.unsupported_ops())
     return result
-
-
-@dataclass
-class Timing:
-    """Latencies of repeated runs in seconds; ``median`` and the inter-quartile range ``p25``-``p75``."""
-    runs: List[float] = field(default_factory=list)
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.runs)
-
-    def quantile(self, q: float) -> float:
-        ordered = sorted(self.runs)
-        pos = q * (len(ordered) - 1)
-        low = int(math.floor(pos))
-        high = min(low + 1, len(ordered) - 1)
-        return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
-
-    def summary(self, batch: int = 1) -> Dict[str, float]:
-        """Median latency, its spread and ``batch / median`` throughput."""
-        return dict(latency_ms=self.median * 1e3, latency_p25_ms=self.quantile(.25) * 1e3,
-                    latency_p75_ms=self.quantile(.75) * 1e3, runs=len(self.runs),
-                    throughput=batch / self.median)
-
-
-def _synchronize(device: torch.device):
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
-
-
-def time_forward(fn: Callable[[], Any], device: torch.device, warmup: int = 2, repeat: int = 10,
-                 max_seconds: float = 10., min_repeat: int = 3) -> Timing:
-    """Call ``fn`` ``warmup`` times, then time up to ``repeat`` calls, stopping early (after at least
-    ``min_repeat``) once ``max_seconds`` of timed runs have passed."""
-    for _ in range(warmup):
-        fn()
-    _synchronize(device)
-    timing = Timing()
-    spent = 0.
-    while len(timing.runs) < repeat and (len(timing.runs) < min_repeat or spent < max_seconds):
-        start = time.perf_counter()
-        fn()
-        _synchronize(device)
-        timing.runs.append(time.perf_counter() - start)
-        spent += timing.runs[-1]
-    return timing
-
-
-try:
-    _PAGE_SIZE = os.sysconf('SC_PAGE_SIZE')
-except (AttributeError, ValueError):  # no POSIX sysconf: RSS sampling is unavailable, PeakMemory reports None
-    _PAGE_SIZE = None
-
-
-def _release_freed_memory():
-    """Return freed heap memory to the OS (glibc ``malloc_trim``), so that RSS growth measures the run itself
-    rather than whatever earlier runs left cached in the allocator. A no-op elsewhere."""
-    gc.collect()
-    try:
-        ctypes.CDLL('libc.so.6').malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
-def _rss_bytes() -> int:
-    with open('/proc/self/statm') as f:
-        return int(f.read().split()[1]) * _PAGE_SIZE
-
-
-class PeakMemory:
-    """Peak memory growth inside the ``with`` block, in bytes (``.peak``).
-
-    CUDA: ``torch.cuda.max_memory_allocated`` minus the allocation at entry (tensors only, what the papers call
-    test memory). CPU: process resident set size sampled every ``interval`` seconds by a background thread, minus the
-    RSS at entry after freed heap memory was returned to the OS (allocator overheads included, so it approximates
-    the tensors' needs from above). ``None`` where neither
-    is available.
-    """
-
-    def __init__(self, device: torch.device, interval: float = .002):
-        self.device = device
-        self.interval = interval
-        self.peak: Optional[int] = None
-        self._stop = threading.Event()
-        self._thread = None
-
-    def __enter__(self):
-        if self.device.type == 'cuda':
-            torch.cuda.synchronize(self.device)
-            torch.cuda.reset_peak_memory_stats(self.device)
-            self._base = torch.cuda.memory_allocated(self.device)
-        elif _PAGE_SIZE is not None:
-            _release_freed_memory()
-            self._base = self._max = _rss_bytes()
-            self._thread = threading.Thread(target=self._sample, daemon=True)
-            self._thread.start()
-        return self
-
-    def _sample(self):
-        while not self._stop.is_set():
-            self._max = max(self._max, _rss_bytes())
-            self._stop.wait(self.interval)
-
-    def __exit__(self, *exc):
-        if self.device.type == 'cuda':
-            torch.cuda.synchronize(self.device)
-            self.peak = torch.cuda.max_memory_allocated(self.device) - self._base
-        elif self._thread is not None:
-            self._stop.set()
-            self._thread.join()
-            self._max = max(self._max, _rss_bytes())
-            self.peak = self._max - self._base
-        return False
-
-
-def autocast_context(device: torch.device, precision: str):
-    """``fp32``: no autocast; ``amp``: autocast in bf16 on CPU, fp16 on CUDA (the contract's autocast setting)."""
-    if precision == 'fp32':
-        return nullcontext()
-    if precision != 'amp':
-        raise ValueError(f'precision must be "fp32" or "amp", got "{precision}"')
-    dtype = torch.float16 if device.type == 'cuda' else torch.bfloat16
-    return torch.autocast(device.type, dtype=dtype)
 
 
 def build_config_model(cfg, device: torch.device = torch.device('cpu')) -> nn.Module:

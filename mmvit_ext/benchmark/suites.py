@@ -1,0 +1,181 @@
+"""The measurement suites of the benchmark modes: backbones at classification and dense sizes, whole configs,
+single attention layers. Each returns one row (a dict) per measurement; a failure becomes a row with ``error``."""
+import fnmatch
+import functools
+import os.path as osp
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+
+from ..analysis import DEFAULT_INPUT_SHAPES, build_config_model, config_forward, config_inputs, count_complexity
+from .baselines import (ExplicitMultiheadAttention, SpatialReductionAttention, TokensToMap, WindowAttention,
+                        WithGlobalTokens)
+from .models import ModelSpec
+from .timing import ProgressBar, RunOptions, measure
+
+__all__ = ['SETTINGS', 'QUICK_SETTINGS', 'bench_backbones', 'bench_configs', 'attention_layers', 'bench_attention',
+           'WithSize', 'add_ratio']
+
+# Input settings of backbone mode: (H, W). Dense settings are measured with --dense-batch images.
+SETTINGS = {'cls': (224, 224), 'det': (800, 1333), 'seg': (512, 512)}
+QUICK_SETTINGS = {'cls': (64, 64), 'det': (96, 160), 'seg': (96, 96)}
+
+
+def bench_backbones(specs: Sequence[ModelSpec], settings: Sequence[str], batch_sizes: Sequence[int],
+                    dense_batch: int, precisions: Sequence[str], opts: RunOptions, quick: bool = False,
+                    progress: bool = True, dense_precisions: Optional[Sequence[str]] = None) -> List[dict]:
+    """Backbone mode: one row per (model, setting, batch, precision); ``batch_sizes`` at 224x224, ``dense_batch``
+    (and ``dense_precisions``, default ``precisions``) at the dense sizes. A model that fails to build or run gets
+    rows with an ``error`` and the run goes on. ``gflops_per_s``: FLOPs per image x throughput."""
+    sizes = QUICK_SETTINGS if quick else SETTINGS
+    plan = [(s, b, precisions if s == 'cls' else (dense_precisions or precisions))
+            for s in settings for b in (batch_sizes if s == 'cls' else [dense_batch])]
+    bar = ProgressBar(len(specs) * sum(len(p) for *_, p in plan), progress)
+    rows = []
+    for spec in specs:
+        try:
+            model = spec.build().to(opts.device)
+            model.eval()  # not chained: some upstream train() overrides return None
+            params = sum(p.numel() for p in model.parameters())
+        except Exception as exc:  # a family under construction must not stop the run
+            model, error = None, f'{type(exc).__name__}: {exc}'
+        flops = {}  # per setting, per image
+        for setting, batch, setting_precisions in plan:
+            shape = sizes[setting]
+            base = dict(mode='backbone', model=spec.name, family=spec.family, source=spec.source, setting=setting,
+                        input=f'{shape[0]}x{shape[1]}', batch=batch)
+            if model is not None and setting not in flops:
+                try:
+                    x = torch.randn(1, 3, *shape, device=opts.device)
+                    flops[setting] = count_complexity(model, (x, ))['flops']
+                except Exception as exc:
+                    error = f'{type(exc).__name__}: {exc}'
+                    model = None
+            for precision in setting_precisions:
+                row = dict(base, precision=precision)
+                if model is None:
+                    row['error'] = error
+                else:
+                    x = torch.randn(batch, 3, *shape, device=opts.device)
+                    try:
+                        row.update(params=params, flops=flops[setting],
+                                   **measure(functools.partial(model, x), opts, precision, batch))
+                        row['gflops_per_s'] = row['flops'] * row['throughput'] / 1e9
+                    except Exception as exc:
+                        row['error'] = f'{type(exc).__name__}: {exc}'
+                rows.append(row)
+                bar.step(f'{spec.name} {setting} b{batch} {precision}')
+        del model
+    return rows
+
+
+def bench_configs(configs: Sequence[str], shape: Optional[Tuple[int, int]], batch: int, precisions: Sequence[str],
+                  opts: RunOptions, progress: bool = True) -> List[dict]:
+    """Config mode: inference FPS of the whole model (``mode='predict'``: preprocessed input -> results with
+    post-processing, e.g. NMS), like mmdet's ``benchmark.py`` but on a random input."""
+    from mmengine.config import Config
+    bar = ProgressBar(len(configs) * len(precisions), progress)
+    rows = []
+    for config in configs:
+        cfg = Config.fromfile(config)
+        scope = cfg.get('default_scope')
+        model = build_config_model(cfg, opts.device)
+        size = tuple(shape) if shape else DEFAULT_INPUT_SHAPES.get(scope, (224, 224))
+        inputs, samples = config_inputs(model, scope, size, batch=batch)
+        inputs = inputs.to(opts.device)
+        flops = count_complexity(config_forward(model, samples), (inputs, ))['flops'] / batch
+        for precision in precisions:
+            row = dict(mode='config', model=osp.splitext(osp.basename(config))[0], config=config, scope=scope,
+                       input=f'{size[0]}x{size[1]}', padded=f'{inputs.shape[-2]}x{inputs.shape[-1]}', batch=batch,
+                       precision=precision, params=sum(p.numel() for p in model.parameters()),
+                       flops=flops)
+            row.update(measure(lambda: model(inputs, samples, mode='predict'), opts, precision, batch))
+            row['fps'] = row['throughput']
+            rows.append(row)
+            bar.step(f'{row["model"]} {precision}')
+    return rows
+
+
+def attention_layers(dim: int, heads: int) -> Dict[str, Callable[[], nn.Module]]:
+    """Builders of the compared layers, each a module with ``forward(x: (B, N, C), hw) -> (B, N, C)``.
+
+    Settings per layer are each method's default for stride-16 maps, as the HiLo paper (App. E) does: HiLo ws 2,
+    alpha 0.9; window attention ws 7 (Swin) and 2 (HiLo's Hi-Fi window); SRA sr 2 (PVT stage 3); LightViT ws 7
+    with 8 global tokens; RASA sr 1 (LVT stage 4), CSA with its 3x3 kernel. ``MSA`` runs one fused attention call;
+    ``MSA explicit`` materialises softmax(Q K^T) as the paper's baseline does.
+    """
+    from mmvit_ext.models import layers
+    return {
+        'MSA': lambda: layers.RelPosMultiheadAttention(dim, heads),
+        'MSA explicit': lambda: ExplicitMultiheadAttention(dim, heads),
+        'HiLo': lambda: layers.HiLoAttention(dim, heads, window_size=2, alpha=.9),
+        'Window ws7': lambda: WindowAttention(dim, heads, 7),
+        'Window ws2': lambda: WindowAttention(dim, heads, 2),
+        'SRA sr2': lambda: SpatialReductionAttention(dim, heads, 2),
+        'LightViT local-global': lambda: WithGlobalTokens(layers.LocalGlobalAttention(dim, heads, window_size=7),
+                                                          dim, 8),
+        'RASA sr1': lambda: TokensToMap(layers.RecursiveAtrousSelfAttention(dim, heads, sr_ratio=1)),
+        'CSA': lambda: TokensToMap(layers.ConvolutionalSelfAttention(dim, heads)),
+    }
+
+
+class WithSize(nn.Module):
+    """Binds the map size so jit tracing sees a module of one tensor."""
+
+    def __init__(self, module: nn.Module, hw: Tuple[int, int]):
+        super().__init__()
+        self.module, self.hw = module, hw
+
+    def forward(self, x):
+        return self.module(x, self.hw)
+
+
+def bench_attention(resolutions: Sequence[int], dim: int, heads: int, batch: int, layers: Optional[Sequence[str]],
+                    precisions: Sequence[str], opts: RunOptions, stride: int = 16,
+                    progress: bool = True) -> List[dict]:
+    """Attention mode: one row per (layer, resolution, precision); ``batch`` images at the first resolution and
+    the same number of tokens per run at the others (``batch * N0 / N``, at least 1)."""
+    builders = attention_layers(dim, heads)
+    names = [n for n in builders if not layers or any(fnmatch.fnmatch(n.lower(), p.lower()) for p in layers)]
+    if not names:
+        raise SystemExit(f'no attention layer matches {list(layers)}; available: {", ".join(builders)}')
+    bar = ProgressBar(len(names) * len(resolutions) * len(precisions), progress)
+    base_tokens = (resolutions[0] // stride) ** 2
+    rows = []
+    for name in names:
+        try:
+            module = builders[name]().to(opts.device)
+            module.eval()
+            build_error = None
+        except Exception as exc:
+            module, build_error = None, f'{type(exc).__name__}: {exc}'
+        for res in resolutions:
+            hw = (res // stride, res // stride)
+            n = hw[0] * hw[1]
+            b = max(1, round(batch * base_tokens / n))
+            for precision in precisions:
+                row = dict(mode='attention', layer=name, resolution=res, tokens=f'{hw[0]}x{hw[1]}', dim=dim,
+                           heads=heads, batch=b, precision=precision)
+                if module is None:
+                    row['error'] = build_error
+                else:
+                    try:
+                        x = torch.randn(b, n, dim, device=opts.device)
+                        counted = count_complexity(WithSize(module, hw), (x[:1], ))
+                        row.update(params=counted['params'], flops=counted['flops'],
+                                   **measure(functools.partial(module, x, hw), opts, precision, b))
+                    except Exception as exc:
+                        row['error'] = f'{type(exc).__name__}: {exc}'
+                rows.append(row)
+                bar.step(f'{name} {res} {precision}')
+    add_ratio(rows, 'MSA', key=('resolution', 'precision'))
+    return rows
+
+
+def add_ratio(rows: List[dict], reference: str, key: Sequence[str], name_key: str = 'layer'):
+    """``ratio_to_<reference>``: each row's throughput over the reference row's with the same ``key`` fields."""
+    ref = {tuple(r[k] for k in key): r['throughput'] for r in rows if r[name_key] == reference and 'throughput' in r}
+    for r in rows:
+        base = ref.get(tuple(r[k] for k in key))
+        r[f'ratio_to_{reference.lower()}'] = r['throughput'] / base if base and 'throughput' in r else None
