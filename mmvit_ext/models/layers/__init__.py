@@ -1,4 +1,5 @@
 from .attention import *  # noqa: F401,F403
+from .deform_conv import deform_conv2d
 from .deformable_merging import BiasedDeformConv2d, DeformableTokenMerging
 from .embed import PatchEmbed
 from .ffn import *  # noqa: F401,F403
