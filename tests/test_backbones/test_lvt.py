@@ -366,7 +366,7 @@ def test_plain_classifier_final_norm_goes_to_norm3():
 def test_plain_head_classifier_converts_and_loads_strictly_into_the_imagenet_config(tmp_path):
     """Official ``lvt(with_cls_head=True)`` (timm checkpoint: ``backbone.*``, ``norm``, ``head``): the tool maps
     ``norm -> backbone.norm3``, ``head -> head.fc``; the logits equal the official head written here (LN over the
-    stage-4 map, mean over positions, Linear). About 2 s."""
+    stage-4 map, mean over positions, Linear). About 1 s."""
     from mmengine.config import Config
     from mmpretrain.registry import MODELS
     state = official_state()
