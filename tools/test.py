@@ -2,14 +2,18 @@
 import argparse
 import os
 import os.path as osp
+import warnings
+
+# mmengine 0.10.7 and mmcv import pkg_resources, and setuptools warns about that twice per run: not actionable.
+warnings.filterwarnings('ignore', message='pkg_resources is deprecated as an API')
 
 from mmengine.config import DictAction
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
 
 import mmvit_ext  # noqa: F401  (registers our models even for configs without custom_imports)
-from mmvit_ext.engine import (adapt_launcher_to_device, explain_errors, load_config, trust_checkpoints,
-                              work_dir_for)
+from mmvit_ext.engine import (adapt_launcher_to_device, add_checkpoint_args, build_runner, explain_errors,
+                              install_checkpoint_loader, load_config, work_dir_for)
+from mmvit_ext.model_checks import check_model, config_errors_as_exit
+from mmvit_ext.quiet import drop_checkpoint_backend_lines
 
 
 def parse_args(argv=None):
@@ -24,6 +28,7 @@ def parse_args(argv=None):
                         'in mmseg and mmpretrain configs; mmdet uses a flip TTA by default)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings in the config, e.g. test_dataloader.batch_size=1')
+    add_checkpoint_args(parser)
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
@@ -101,15 +106,17 @@ def build_cfg(args):
     adapt_launcher_to_device(cfg)
     if not osp.isfile(args.checkpoint) and '://' not in args.checkpoint:
         raise SystemExit(f'error: checkpoint file not found: {args.checkpoint}')
-    trust_checkpoints(files=[args.checkpoint])
     return cfg
 
 
 def main(argv=None):
     args = parse_args(argv)
-    with explain_errors(args.config):
+    with explain_errors(args.config), config_errors_as_exit(args.config):
         cfg = build_cfg(args)
-        runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+        install_checkpoint_loader(trust=args.trust_checkpoint)
+        drop_checkpoint_backend_lines()
+        runner = build_runner(cfg, strict=not args.non_strict)
+        check_model(runner.model)
         return runner.test()
 
 

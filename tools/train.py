@@ -3,14 +3,19 @@ import argparse
 import os
 import os.path as osp
 import sys
+import warnings
+
+# mmengine 0.10.7 and mmcv import pkg_resources, and setuptools warns about that twice per run: not actionable.
+warnings.filterwarnings('ignore', message='pkg_resources is deprecated as an API')
 
 from mmengine.config import Config, DictAction
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
+from mmengine.device import is_cuda_available, is_mlu_available, is_musa_available, is_npu_available
 
 import mmvit_ext  # noqa: F401  (registers our models even for configs without custom_imports)
-from mmvit_ext.engine import (adapt_launcher_to_device, explain_errors, load_config, trust_checkpoints,
-                              work_dir_for)
+from mmvit_ext.engine import (adapt_launcher_to_device, add_checkpoint_args, build_runner, explain_errors,
+                              install_checkpoint_loader, load_config, use_atomic_checkpoints, work_dir_for)
+from mmvit_ext.model_checks import check_config_keys, check_model, config_errors_as_exit
+from mmvit_ext.quiet import drop_checkpoint_backend_lines
 
 
 def parse_args(argv=None):
@@ -25,16 +30,21 @@ def parse_args(argv=None):
     parser.add_argument('--no-validate', action='store_true', help='do not evaluate during training')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings in the config, e.g. train_cfg.max_epochs=2 "a.b=[1,2]"')
+    add_checkpoint_args(parser)
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     # torch.distributed.launch passes --local-rank (torch>=2.0) or --local_rank.
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
+    if args.amp and not (is_cuda_available() or is_npu_available() or is_mlu_available() or is_musa_available()):
+        parser.error('--amp needs a GPU (or an NPU / MLU / MUSA device): mmengine\'s AmpOptimWrapper does not run '
+                     'on CPU, and this machine has none. Train without --amp.')
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
 
 
 def build_cfg(args) -> Config:
     cfg = load_config(args.config, args.cfg_options)
+    check_config_keys(cfg, args.config)
     cfg.launcher = args.launcher
     cfg.work_dir = work_dir_for(cfg, args.config, args.work_dir)
     if args.amp:
@@ -56,16 +66,18 @@ def build_cfg(args) -> Config:
     if args.no_validate:
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     adapt_launcher_to_device(cfg)
-    # The checkpoints this run may load were named by the user or written by the run itself into its work_dir.
-    trust_checkpoints(files=[cfg.get('load_from')], dirs=[cfg.work_dir])
+    use_atomic_checkpoints(cfg)
     return cfg
 
 
 def main(argv=None):
     args = parse_args(argv)
-    with explain_errors(args.config):
+    with explain_errors(args.config), config_errors_as_exit(args.config):
         cfg = build_cfg(args)
-        runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+        install_checkpoint_loader(trust=args.trust_checkpoint)
+        drop_checkpoint_backend_lines()
+        runner = build_runner(cfg, strict=not args.non_strict)
+        check_model(runner.model)
         runner.train()
 
 

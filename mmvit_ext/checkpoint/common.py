@@ -6,7 +6,6 @@ then loads strictly: any key that is missing (and not declared new by the model)
 raises a ``CheckpointMismatchError`` naming every offending key, so a wrong checkpoint never loads silently.
 """
 import fnmatch
-import pickle
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List
@@ -14,6 +13,8 @@ from typing import Dict, Iterable, List
 import torch
 from mmengine.fileio import get_local_path
 from mmengine.logging import MMLogger
+
+from .safety import load_checkpoint_file
 
 
 class CheckpointMismatchError(RuntimeError):
@@ -28,20 +29,10 @@ class ConvertedState:
 
 
 def read_checkpoint(filename: str, map_location='cpu') -> dict:
-    """Read a checkpoint file the user named (a local path or URL that mmengine can fetch).
-
-    Official releases pickle more than tensors (argparse namespaces, yacs configs, epochs), which torch>=2.6
-    refuses under ``weights_only=True``. Plain tensor files load safely first; a file the user explicitly named is
-    then unpickled fully.
-    """
+    """Read a checkpoint file (a local path or a URL that mmengine can fetch) with the safe loader of
+    ``checkpoint/safety.py``: official releases and our checkpoints load, code-running pickles are refused."""
     with get_local_path(filename) as local:
-        try:
-            return torch.load(local, map_location=map_location, weights_only=True)
-        except pickle.UnpicklingError:
-            MMLogger.get_current_instance().info(
-                f'{filename} holds non-tensor objects; loading it with full unpickling because it was named '
-                'explicitly as a checkpoint')
-            return torch.load(local, map_location=map_location, weights_only=False)
+        return load_checkpoint_file(local, map_location=map_location)
 
 
 def extract_state_dict(checkpoint: dict, prefix: str = 'backbone.') -> Dict[str, torch.Tensor]:

@@ -19,8 +19,10 @@ from collections import OrderedDict
 
 import torch
 
+from mmvit_ext.checkpoint import trust_checkpoints
 from mmvit_ext.checkpoint.common import extract_state_dict, load_converted, read_checkpoint
 from mmvit_ext.checkpoint.lightvit import convert_lightvit, convert_lightvit_classifier
+from mmvit_ext.engine import add_trust_argument, checkpoint_errors_as_messages
 from mmvit_ext.models.backbones.lightvit import LightViT
 from mmvit_ext.models.heads.lightvit_head import LightViTClsNeck
 
@@ -64,8 +66,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description='Convert an official LightViT checkpoint to mmvit_ext keys')
     parser.add_argument('src', help='official checkpoint (path or URL)')
     parser.add_argument('dst', help='output file')
+    add_trust_argument(parser)
     args = parser.parse_args(argv)
-    backbone = convert_file(args.src, args.dst)
+    trust_checkpoints(args.trust_checkpoint)
+    with checkpoint_errors_as_messages():
+        backbone = convert_file(args.src, args.dst)
     print(f'saved {args.dst} (backbone: LightViT({", ".join(f"{k}={v!r}" for k, v in backbone.items())}))')
 
 

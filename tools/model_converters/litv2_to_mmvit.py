@@ -18,8 +18,10 @@ from collections import OrderedDict
 
 import torch
 
+from mmvit_ext.checkpoint import trust_checkpoints
 from mmvit_ext.checkpoint.common import ConvertedState, extract_state_dict, load_converted, read_checkpoint
 from mmvit_ext.checkpoint.litv2 import convert_litv2, convert_litv2_classifier
+from mmvit_ext.engine import add_trust_argument, checkpoint_errors_as_messages
 from mmvit_ext.models.backbones.litv2 import LITv2, litv2_classifier_cfg
 
 
@@ -76,8 +78,11 @@ def main(argv=None):
     parser.add_argument('--alpha', type=float, default=0.9, help='Lo-Fi head ratio (the alpha_*.pth study files)')
     parser.add_argument('--classifier', action='store_true',
                         help='write the mmpretrain ImageClassifier (backbone + final norm + head)')
+    add_trust_argument(parser)
     args = parser.parse_args(argv)
-    report = convert_file(args.src, args.dst, args.arch, tuple(args.local_ws), args.alpha, args.classifier)
+    trust_checkpoints(args.trust_checkpoint)
+    with checkpoint_errors_as_messages():
+        report = convert_file(args.src, args.dst, args.arch, tuple(args.local_ws), args.alpha, args.classifier)
     print(f'{args.src} -> {args.dst}: LITv2-{report["arch"]}, {report["tensors"]} tensors, validated by a strict '
           'load')
     for key, reason in report['skipped'].items():

@@ -1,42 +1,15 @@
-"""Glue between our tools and mmengine 0.10.7 on current torch: trusted checkpoint loading, CPU launchers."""
+"""Glue between our tools and mmengine 0.10.7: config loading, work dirs, CPU launchers, clear errors."""
 import contextlib
-import os
 import os.path as osp
-from typing import Iterable, Optional
+import sys
+from typing import Optional
 
 import torch
 from mmengine.config import Config
-from mmengine.runner.checkpoint import CheckpointLoader
 
-_trusted_files = set()
-_trusted_dirs = set()
-
-
-def _is_trusted(filename: str) -> bool:
-    path = osp.realpath(filename)
-    return path in _trusted_files or any(path.startswith(d + os.sep) for d in _trusted_dirs)
-
-
-def _load_local(filename, map_location):
-    """mmengine's local loader, with full unpickling for the checkpoints the user chose to load.
-
-    torch>=2.6 loads with ``weights_only=True`` by default, which rejects mmengine's own checkpoints (they pickle
-    the message hub and numpy objects). mmengine 0.10.7 does not pass ``weights_only``; we pass ``False`` only for
-    files the user named (``--resume``, ``load_from``, the test checkpoint) or that the run itself wrote into its
-    work_dir, and keep torch's safe default for everything else.
-    """
-    filename = osp.expanduser(filename)
-    if not osp.isfile(filename):
-        raise FileNotFoundError(f'checkpoint file not found: {filename}')
-    return torch.load(filename, map_location=map_location, weights_only=not _is_trusted(filename))
-
-
-def trust_checkpoints(files: Iterable[Optional[str]] = (), dirs: Iterable[Optional[str]] = ()):
-    """Allow full unpickling of ``files`` and of checkpoints under ``dirs`` (e.g. the work_dir for auto-resume)."""
-    _trusted_files.update(osp.realpath(f) for f in files if f)
-    _trusted_dirs.update(osp.realpath(d) for d in dirs if d)
-    CheckpointLoader.register_scheme(prefixes='', force=True)(_load_local)
-
+from ..checkpoint import CheckpointMismatchError, NotACheckpointError, UnsafeCheckpointError
+from ..checkpoint.safety import TRUST_ENV, CheckpointNotFoundError
+from .runner import ResumeError
 
 def adapt_launcher_to_device(cfg: Config):
     """Distributed runs without CUDA: gloo instead of nccl, and DDP without device ids (CPU modules).
@@ -74,11 +47,56 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
     return cfg
 
 
+def add_trust_argument(parser):
+    """``--trust-checkpoint``: the opt-in to full unpickling, for every tool that reads checkpoints."""
+    parser.add_argument('--trust-checkpoint', action='store_true',
+                        help='unpickle checkpoints fully, which RUNS CODE named by the file: only for files from a '
+                        'source you trust that hold objects beyond tensors and the known-safe types (by default '
+                        f'they are refused; the environment variable {TRUST_ENV}=1 does the same)')
+
+
+def add_checkpoint_args(parser):
+    """The checkpoint-loading flags of tools/train.py and tools/test.py."""
+    add_trust_argument(parser)
+    parser.add_argument('--non-strict', action='store_true',
+                        help='load checkpoints (load_from, --resume, the test checkpoint) even when keys are '
+                        'missing, unexpected or of another shape: loads what fits, warns with the list')
+
+
 @contextlib.contextmanager
-def explain_errors(config_path: str):
-    """Turn the usual config mistakes into one clear message instead of a deep traceback."""
+def checkpoint_errors_as_messages():
+    """For command-line tools: a refused, missing or foreign checkpoint ends the program with its message."""
     try:
         yield
+    except (CheckpointNotFoundError, NotACheckpointError, UnsafeCheckpointError, CheckpointMismatchError,
+            ResumeError) as err:
+        raise SystemExit(f'error: {err}') from err
+
+
+def use_atomic_checkpoints(cfg: Config):
+    """Save checkpoints with ``AtomicCheckpointHook`` where the config uses mmengine's ``CheckpointHook``."""
+    hook = cfg.get('default_hooks', {}).get('checkpoint')
+    if hook is not None and hook.get('type') in ('CheckpointHook', 'mmengine.CheckpointHook'):
+        hook['type'] = 'AtomicCheckpointHook'
+
+
+def _empty_dataset(tb) -> Optional[str]:
+    """The dataset whose ``full_init`` failed on an empty annotation list, from the traceback's frames."""
+    from mmengine.dataset import BaseDataset
+    while tb is not None:
+        owner = tb.tb_frame.f_locals.get('self')
+        if isinstance(owner, BaseDataset):
+            return f'{type(owner).__name__} (ann_file={owner.ann_file!r}, data_root={owner.data_root!r})'
+        tb = tb.tb_next
+    return None
+
+
+@contextlib.contextmanager
+def explain_errors(config_path: str):
+    """Turn the usual mistakes into one clear message instead of a deep traceback."""
+    try:
+        with checkpoint_errors_as_messages():
+            yield
     except KeyError as err:
         message = str(err.args[0]) if err.args else str(err)
         if 'registry' not in message:
@@ -93,6 +111,12 @@ def explain_errors(config_path: str):
             f'error in {config_path}: {err}.\n  A file or dataset path named by the config does not exist: check '
             'data_root / ann_file (see the data/ layout in README.md), or generate the demo data with '
             '`python tools/dataset_converters/generate_demo_data.py`.') from err
+    except ValueError as err:
+        dataset = _empty_dataset(sys.exc_info()[2]) if 'need at least one array' in str(err) else None
+        if dataset is None:
+            raise
+        raise SystemExit(f'error in {config_path}: dataset {dataset} has no samples: check ann_file (an empty '
+                         'annotation list, or every image filtered out by filter_cfg)') from err
 
 
 def drop_pretrained(cfg):
