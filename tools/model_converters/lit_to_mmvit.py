@@ -23,8 +23,10 @@ from collections import OrderedDict
 
 import torch
 
+from mmvit_ext.checkpoint import trust_checkpoints
 from mmvit_ext.checkpoint.common import extract_state_dict, load_converted, read_checkpoint
 from mmvit_ext.checkpoint.lit import convert_lit
+from mmvit_ext.engine import add_trust_argument, checkpoint_errors_as_messages
 from mmvit_ext.models.backbones.lit import LIT
 
 
@@ -81,8 +83,11 @@ def main(argv=None):
     parser.add_argument('dst', help='output file')
     parser.add_argument('--pretrain-img-size', type=int, default=None,
                         help='resize position tables/embeddings to this image size (default: keep the stored size)')
+    add_trust_argument(parser)
     args = parser.parse_args(argv)
-    backbone = convert_file(args.src, args.dst, args.pretrain_img_size)
+    trust_checkpoints(args.trust_checkpoint)
+    with checkpoint_errors_as_messages():
+        backbone = convert_file(args.src, args.dst, args.pretrain_img_size)
     print(f'saved {args.dst} (backbone: LIT({", ".join(f"{k}={v!r}" for k, v in backbone.items())}))')
 
 

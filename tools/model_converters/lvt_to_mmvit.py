@@ -23,8 +23,10 @@ from collections import OrderedDict
 
 import torch
 
+from mmvit_ext.checkpoint import trust_checkpoints
 from mmvit_ext.checkpoint.common import ConvertedState, extract_state_dict, load_converted, read_checkpoint
 from mmvit_ext.checkpoint.lvt import classifier_head_type, convert_lvt, convert_lvt_classifier
+from mmvit_ext.engine import add_trust_argument, checkpoint_errors_as_messages
 from mmvit_ext.models.backbones.lvt import LVT, lvt_classifier_cfg
 
 
@@ -60,8 +62,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description='Convert an official LVT checkpoint to mmvit_ext keys')
     parser.add_argument('src', help='official checkpoint (path or URL)')
     parser.add_argument('dst', help='output file')
+    add_trust_argument(parser)
     args = parser.parse_args(argv)
-    kind = convert_file(args.src, args.dst)
+    trust_checkpoints(args.trust_checkpoint)
+    with checkpoint_errors_as_messages():
+        kind = convert_file(args.src, args.dst)
     print(f'saved {args.dst} ({kind if kind == "backbone" else kind + " classifier"}), validated by a strict load')
 
 
