@@ -25,7 +25,9 @@ test_pipeline = [
 train_dataloader = dict(
     batch_size=32,
     num_workers=1,
-    persistent_workers=True,
+    # Workers restart each epoch from seeds fixed by the epoch, so a resumed run sees the same augmentations as an
+    # uninterrupted one (persistent workers would restart their random stream at the resume).
+    persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
         type=dataset_type,

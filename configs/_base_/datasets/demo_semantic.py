@@ -21,7 +21,9 @@ test_pipeline = [
 train_dataloader = dict(
     batch_size=4,
     num_workers=1,
-    persistent_workers=True,
+    # Workers restart each epoch from seeds fixed by the epoch, so a resumed run sees the same augmentations as an
+    # uninterrupted one (persistent workers would restart their random stream at the resume).
+    persistent_workers=False,
     sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(
         type=dataset_type,

@@ -1,5 +1,6 @@
 # The demo detectors' schedule: AdamW with a 100-iteration warm-up and a cosine decay over 12 epochs, one
-# evaluation and one kept checkpoint at the end, a fixed seed. A config that trains longer overrides train_cfg,
+# evaluation at the end, a checkpoint every epoch (saved atomically, the last one kept: a killed run resumes with
+# --resume and loses at most one epoch), a fixed seed. A config that trains longer overrides train_cfg,
 # param_scheduler and default_hooks.checkpoint together. Includes mmdet's default runtime, whose hooks it adjusts.
 _base_ = ['mmdet::_base_/default_runtime.py']
 
@@ -20,6 +21,6 @@ optim_wrapper = dict(
 
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
-    checkpoint=dict(type='CheckpointHook', interval=max_epochs, max_keep_ckpts=1))
+    checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=1))
 log_processor = dict(window_size=10)
 randomness = dict(seed=0)
