@@ -118,3 +118,47 @@ def test_kill_inside_the_save_window_keeps_a_checkpoint(python, repo_root, works
     assert result.returncode == 0 and 'resumed epoch: 0, iter: 4' in result.stdout + result.stderr
     assert torch.load(str(work / 'iter_12.pth'))['meta']['iter'] == 12
     assert sorted(p for p in os.listdir(work) if p.endswith(('.pth', '.partial'))) == ['iter_12.pth']
+
+
+RANK_DUMP_MODULE = '''
+import os.path as osp
+
+import torch
+from mmengine.dist import get_rank
+from mmengine.hooks import Hook
+from mmengine.registry import HOOKS
+
+
+@HOOKS.register_module()
+class DumpRankStateHook(Hook):
+    def after_train(self, runner):
+        model = runner.model.module if hasattr(runner.model, 'module') else runner.model
+        torch.save(model.state_dict(), osp.join(runner.work_dir, f'rank{get_rank()}.pth'))
+'''
+
+
+def test_two_rank_run_keeps_parameters_equal_and_documents_batchnorm_statistics(python, repo_root, workspace,
+                                                                                tmp_path):
+    """After a 2-rank CPU run of a LITv2 classifier, every parameter is equal on both ranks; the DTM BatchNorm
+    running statistics are each rank's own (plain BN, as the official code; SyncBN through norm_cfg makes them
+    agree on CUDA) and the checkpoint holds rank 0's."""
+    (tmp_path / 'dump_rank_state.py').write_text(RANK_DUMP_MODULE)
+    litv2 = ("backbone=dict(type='LITv2', arch=dict(embed_dims=8, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1]), "
+             "out_indices=(3, ), drop_path_rate=0.)")  # stage 4: 64 channels, as the head expects
+    config = _config(workspace, 'cls_litv2_dist.py', text_from='cls_8.py', **{
+        "backbone=dict(type='ResNet_CIFAR', depth=18, stem_channels=8, base_channels=8)": litv2,
+        "imports=['mmvit_ext']": "imports=['mmvit_ext', 'dump_rank_state']",
+        "log_level = 'INFO'": "log_level = 'INFO'\ncustom_hooks = [dict(type='DumpRankStateHook')]"})
+    work = tmp_path / 'work'
+    env = dict(os.environ, PYTHON=python, PORT='29531', PYTHONPATH=str(tmp_path))
+    result = subprocess.run(['bash', osp.join(repo_root, 'tools', 'dist_train.sh'), config, '2', '--work-dir',
+                             str(work)], capture_output=True, text=True, cwd=repo_root, env=env)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    rank0, rank1 = (torch.load(str(work / f'rank{r}.pth')) for r in (0, 1))
+    stats = [k for k in rank0 if k.endswith(('running_mean', 'running_var'))]
+    params = [k for k in rank0 if k not in stats and not k.endswith('num_batches_tracked')]
+    assert len(stats) == 6 and len(params) > 50
+    assert all(torch.equal(rank0[k], rank1[k]) for k in params)
+    assert any(not torch.equal(rank0[k], rank1[k]) for k in stats)
+    checkpoint = torch.load(str(work / 'iter_8.pth'))['state_dict']
+    assert all(torch.equal(checkpoint[k], rank0[k]) for k in stats)
