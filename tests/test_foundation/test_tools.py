@@ -85,3 +85,20 @@ def test_distributed_training_on_cpu(python, repo_root, workspace):
     assert 'Distributed training: True' in log and 'GPU number: 2' in log, log[-3000:]
     assert re.search(r'Iter\(train\) \[4/4\]', log), 'training did not reach its last iteration'
     assert glob.glob(osp.join(work, 'iter_4.pth')) and len(glob.glob(osp.join(work, '*.pth'))) == 1
+
+
+def test_missing_load_from_talks_about_the_checkpoint(run_tool, workspace):
+    code, log = run_tool('train.py', str(workspace / 'cls_4.py'), '--work-dir', str(workspace / 'bad'),
+                         '--cfg-options', 'load_from=/nonexistent/weights.pth')
+    assert code != 0 and 'checkpoint file not found: /nonexistent/weights.pth' in log, log[-2000:]
+    assert 'check data_root' not in log  # the hint for a missing dataset
+
+
+def test_empty_annotation_list_names_the_dataset(run_tool, workspace):
+    (workspace / 'empty.txt').write_text('')
+    bad = workspace / 'empty_ann.py'
+    bad.write_text((workspace / 'cls_4.py').read_text().replace(
+        'pipeline=pipeline)', f"ann_file='{workspace / 'empty.txt'}', pipeline=pipeline)"))
+    code, log = run_tool('train.py', str(bad), '--work-dir', str(workspace / 'bad'))
+    assert code != 0 and 'dataset CustomDataset' in log and 'has no samples: check ann_file' in log, log[-2000:]
+    assert str(workspace / 'empty.txt') in log and 'Traceback' not in log
