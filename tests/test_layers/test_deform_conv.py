@@ -97,7 +97,7 @@ def test_points_outside_the_map_give_zero_and_no_gradient():
     x, offset, weight, bias = _case(GEOMETRIES[0], 'zero', torch.float32)
     base_y, base_x = _positions(offset, GEOMETRIES[0])
     height, width = x.shape[2:]
-    for target_y, target_x in ((-1., 3.), (height, 2.5), (-3.5, 40.), (4., -1.), (1., width)):
+    for target_y, target_x in ((-1., 3.), (height, 2.5), (-3.5, 40.), (4., -1.), (1., width), (1e30, 1e30)):
         far = torch.stack([target_y - base_y, target_x - base_x], dim=2).flatten(1, 2)
         got, _ = _grads(_ours(GEOMETRIES[0]), x, far, weight, bias)
         torch.testing.assert_close(got[0], bias.view(1, -1, 1, 1).expand_as(got[0]), atol=0, rtol=0)

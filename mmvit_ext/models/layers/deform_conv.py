@@ -63,8 +63,8 @@ def _sampling_plan(offset: torch.Tensor, height: int, width: int, kernel: Sequen
     x = offset[:, :, 1].permute(0, 2, 3, 1) + grid_x.to(offset.dtype)
 
     inside = (y > -1) & (y < height) & (x > -1) & (x < width)
-    y0 = torch.where(inside, y, 0).floor()
-    x0 = torch.where(inside, x, 0).floor()
+    y, x = torch.where(inside, y, 0), torch.where(inside, x, 0)  # far-away points stay finite (their weights are 0)
+    y0, x0 = y.floor(), x.floor()
     ly, lx = y - y0, x - x0
     hy, hx = 1 - ly, 1 - lx
     top, bottom = inside & (y0 >= 0), inside & (y0 <= height - 2)
