@@ -1,11 +1,17 @@
-"""Plumbing shared by every mmvit_ext backbone: arch selection, pretrained loading, freezing, norm_eval."""
-from typing import Dict, Sequence
+"""Plumbing shared by every mmvit_ext backbone: arch selection, pretrained loading, freezing, norm_eval, and
+clear errors for the argument and registry names of the official code."""
+import dataclasses
+import functools
+import inspect
+import warnings
+from typing import Callable, Dict, Sequence, Tuple, Union
 
 import torch.nn as nn
 from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..checkpoint.common import extract_state_dict, load_converted, read_checkpoint
+from ..registry import installed_model_registries
 
 
 def select_arch(arch, arch_zoo: Dict[str, dict], required_keys: Sequence[str], family: str) -> dict:
@@ -40,6 +46,128 @@ def resolve_indices(indices: Sequence[int], num_stages: int, family: str, name: 
     return tuple(resolved)
 
 
+class BackboneArgumentError(TypeError):
+    """A backbone argument the backbone does not take (an official name, mmseg's ``pretrained`` beside
+    ``init_cfg``, an official registry name); the message says what to write instead."""
+
+
+@dataclasses.dataclass(frozen=True)
+class OfficialNames:
+    """How a family's official code names what its backbone takes, for errors that say what to write instead.
+
+    Attributes:
+        arch: official argument -> key of our ``arch`` dict, or ``(key, convert)`` where the value changes form
+            (e.g. the stage-1 width ``embed_dim=96`` -> ``embed_dims=[96, 192, 384, 768]``).
+        arguments: official argument -> what to write instead.
+        types: official registry name -> the arguments that select the same model here (``"arch='tiny'"``).
+    """
+    arch: Dict[str, Union[str, Tuple[str, Callable]]] = dataclasses.field(default_factory=dict)
+    arguments: Dict[str, str] = dataclasses.field(default_factory=dict)
+    types: Dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+def _same(ours, theirs) -> bool:
+    if isinstance(ours, (list, tuple)) and isinstance(theirs, (list, tuple)):
+        return list(ours) == list(theirs)
+    return ours == theirs
+
+
+def _arch_hint(cls, settings: dict) -> str:
+    """``arch='small'`` when the official settings are a zoo variant, else the ``arch=dict(...)`` to write."""
+    variants = {}
+    for name, entry in getattr(cls, 'arch_zoo', {}).items():
+        if all(_same(entry.get(key), value) for key, value in settings.items()):
+            variants.setdefault(id(entry), []).append(name)
+    if len(variants) == 1:
+        return f"arch='{max(next(iter(variants.values())), key=len)}'"
+    keys = sorted(next(iter(cls.arch_zoo.values()))) if getattr(cls, 'arch_zoo', None) else []
+    return (f"arch=dict({', '.join(f'{k}={v!r}' for k, v in settings.items())}, ...) (a custom arch dict takes "
+            f'the keys {keys}; {cls.__name__}.arch_zoo has the released variants)')
+
+
+def explain_unexpected_arguments(cls, kwargs: dict, unexpected: Sequence[str], accepted: Sequence[str]) -> str:
+    """The message for keyword arguments ``cls`` does not take, translating the official names."""
+    names = cls.official_names
+    arch_args = [k for k in unexpected if k in names.arch]
+    lines = []
+    if arch_args:
+        settings = {}
+        for arg in arch_args:
+            key, convert = names.arch[arg] if isinstance(names.arch[arg], tuple) else (names.arch[arg], None)
+            settings[key] = convert(kwargs[arg]) if convert else kwargs[arg]
+        lines.append(f"{', '.join(arch_args)} -> {_arch_hint(cls, settings)}")
+    for arg in unexpected:
+        if arg not in names.arch:
+            lines.append(f'{arg} -> {names.arguments.get(arg, f"not an argument of {cls.__name__}")}')
+    return (f'{cls.__name__} got keyword arguments it does not take: {", ".join(unexpected)}. In mmvit_ext '
+            'write (official names on the left):\n  - ' + '\n  - '.join(lines) +
+            f'\n{cls.__name__} takes: {", ".join(accepted)}')
+
+
+def _pretrained_as_init_cfg(family: str, kwargs: dict) -> dict:
+    """mmseg's legacy ``pretrained=`` (segmentors pass it on to the backbone), handled as mmseg's backbones do."""
+    kwargs = dict(kwargs)
+    pretrained = kwargs.pop('pretrained')
+    if pretrained is None:
+        return kwargs
+    if not isinstance(pretrained, str):
+        raise BackboneArgumentError(f'{family}: pretrained must be a checkpoint path or URL (str) or None, '
+                                    f'got {type(pretrained).__name__}')
+    if kwargs.get('init_cfg') is not None:
+        raise BackboneArgumentError(
+            f'{family}: both pretrained={pretrained!r} and init_cfg={kwargs["init_cfg"]!r} are set; keep one '
+            '(mmseg passes the segmentor\'s model.pretrained on to the backbone: set model.pretrained=None to keep '
+            'the backbone\'s init_cfg)')
+    warnings.warn(f'DeprecationWarning: {family}: pretrained is deprecated, please use "init_cfg" instead '
+                  f"(loading init_cfg=dict(type='Pretrained', checkpoint={pretrained!r}))")
+    kwargs['init_cfg'] = dict(type='Pretrained', checkpoint=pretrained)
+    return kwargs
+
+
+def _check_init_cfg(family: str, init_cfg):
+    if isinstance(init_cfg, dict) and 'type' not in init_cfg and 'checkpoint' in init_cfg:
+        raise BackboneArgumentError(
+            f'{family}: init_cfg={init_cfg!r} has no type (the official LVT backbones read the checkpoint '
+            f"themselves); write init_cfg=dict(type='Pretrained', checkpoint={init_cfg['checkpoint']!r})")
+
+
+def _with_argument_checks(cls, init):
+    """Wrap ``cls.__init__``: ``pretrained=`` becomes ``init_cfg``, unknown keywords get a translating error."""
+    params = inspect.signature(init).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return init
+    accepted = [name for name, p in params.items()
+                if name != 'self' and p.kind is not inspect.Parameter.VAR_POSITIONAL]
+
+    @functools.wraps(init)
+    def __init__(self, *args, **kwargs):
+        if 'pretrained' in kwargs and 'pretrained' not in accepted:
+            kwargs = _pretrained_as_init_cfg(cls.__name__, kwargs)
+        unexpected = [k for k in kwargs if k not in accepted]
+        if unexpected:
+            raise BackboneArgumentError(explain_unexpected_arguments(cls, kwargs, unexpected, accepted))
+        _check_init_cfg(cls.__name__, kwargs.get('init_cfg'))
+        init(self, *args, **kwargs)
+
+    return __init__
+
+
+def _register_official_types(cls):
+    """Register each official registry name as a builder that says which mmvit_ext type and arch to use."""
+    for name, selection in cls.official_names.types.items():
+
+        def official_type(*args, _name=name, _selection=selection, **kwargs):
+            raise BackboneArgumentError(
+                f"type='{_name}' is the official registry name; in mmvit_ext write type='{cls.__name__}', "
+                f"{_selection} (see 'Coming from the official repositories' in "
+                f'configs/{cls.__name__.lower()}/README.md)')
+
+        official_type.__name__ = official_type.__qualname__ = name
+        for registry in installed_model_registries().values():
+            if name not in registry.module_dict:
+                registry.register_module(name=name, module=official_type)
+
+
 class VisionBackbone(BaseModule):
     """Base of the mmvit_ext backbones.
 
@@ -48,9 +176,29 @@ class VisionBackbone(BaseModule):
           official checkpoints (classification or dense, prefix already removed) onto this module's keys.
         - ``new_keys_on_pretrained``: fnmatch patterns of keys a classification checkpoint lacks (output norms).
         - ``frozen_modules()``: the modules that ``frozen_stages`` freezes, in stage order.
+        - ``embed_dims`` and ``out_indices`` (instance attributes) and ``stage_strides``: the channels and strides
+          of each stage, read by ``out_channels`` / ``out_strides`` and the build-time checks
+          (``mmvit_ext/model_checks.py``).
+        - ``official_names``: the official code's argument and registry names (an ``OfficialNames`` or a dict of
+          its fields).
+
+    Every subclass ``__init__`` also accepts mmseg's legacy ``pretrained=`` (turned into ``init_cfg``, with a
+    deprecation warning, as mmseg's own backbones do) and answers an unknown keyword with a ``TypeError`` that
+    translates the official argument names.
     """
     convert_checkpoint = None
     new_keys_on_pretrained: Sequence[str] = ()
+    stage_strides: Sequence[int] = (4, 8, 16, 32)
+    official_names = OfficialNames()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if '__init__' in cls.__dict__:
+            cls.__init__ = _with_argument_checks(cls, cls.__dict__['__init__'])
+        if 'official_names' in cls.__dict__:
+            if isinstance(cls.official_names, dict):
+                cls.official_names = OfficialNames(**cls.official_names)
+            _register_official_types(cls)
 
     def __init__(self, frozen_stages: int = -1, norm_eval: bool = False, init_cfg=None):
         super().__init__(init_cfg=init_cfg)
@@ -60,6 +208,16 @@ class VisionBackbone(BaseModule):
     def frozen_modules(self):
         """Modules frozen by ``frozen_stages``: ``[stem(, stage 1, ..., stage frozen_stages)]``."""
         raise NotImplementedError
+
+    @property
+    def out_channels(self) -> Tuple[int, ...]:
+        """Channels of each returned feature, in ``out_indices`` order."""
+        return tuple(self.embed_dims[i] for i in self.out_indices)
+
+    @property
+    def out_strides(self) -> Tuple[int, ...]:
+        """Stride (input pixels per feature-map cell) of each returned map, in ``out_indices`` order."""
+        return tuple(self.stage_strides[i] for i in self.out_indices)
 
     def init_weights(self):
         cfg = self.init_cfg

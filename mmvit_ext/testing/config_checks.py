@@ -8,6 +8,7 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import MODELS, init_default_scope
 
 from ..engine import drop_pretrained
+from ..model_checks import check_config_keys, check_model
 
 
 def _find(cfg, key):
@@ -70,11 +71,14 @@ def run_config_smoke(config_path: str, image_size: Tuple[int, int] = (128, 160),
     """Build the config's full model (no pretrained weights) and run one training step with its optim_wrapper.
 
     The config's own ``optim_wrapper`` (including ``paramwise_cfg.custom_keys``) is built, so a key that matches
-    no parameter or a wrong optimizer setting fails here too. Returns the step's log variables.
+    no parameter or a wrong optimizer setting fails here too, and so do the build-time checks of our tools
+    (``mmvit_ext.model_checks``: mmdet-2 keys, channels and strides from the backbone through neck and heads).
+    Returns the step's log variables.
     """
     cfg = Config.fromfile(config_path)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
+    check_config_keys(cfg, config_path)
     scope = cfg.get('default_scope')
     if scope not in _BATCHES:
         raise ValueError(f'{config_path}: default_scope must be one of {sorted(_BATCHES)}, got {scope!r}')
@@ -86,6 +90,7 @@ def run_config_smoke(config_path: str, image_size: Tuple[int, int] = (128, 160),
     if scope == 'mmseg' and preprocessor is not None and preprocessor.get('size') is not None:
         preprocessor['size'] = image_size  # pad to the tiny test size, not the 512x512 crop
     model = revert_sync_batchnorm(MODELS.build(cfg.model))
+    check_model(model)
     model.init_weights()
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}

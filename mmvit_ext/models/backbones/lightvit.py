@@ -107,6 +107,26 @@ class LightViT(VisionBackbone):
                                             mlp_ratios=[8, 4, 4], num_global_tokens=24)),
     }
     convert_checkpoint = staticmethod(convert_lightvit)
+    stage_strides = (8, 16, 32)
+    # Argument and registry names of the official LightViT (hunto/LightViT detection, image_classification_sota).
+    official_names = dict(
+        arch={'embed_dims': 'embed_dims', 'num_layers': 'depths', 'num_heads': 'num_heads',
+              'mlp_ratios': 'mlp_ratios'},
+        arguments={
+            'in_chans': 'in_channels',
+            'num_tokens': 'num_global_tokens (the official detection lightvit_tiny builds 512, the paper 8)',
+            'img_size': 'drop it: any input size works',
+            'patch_size': 'drop it: the stem has stride 8 in every release',
+            'attn_drop_rate': 'drop it: not supported, every official LightViT model uses 0',
+            'neck_dim': 'the classifier\'s neck: LightViTClsNeck(out_channels=1280) (configs/lightvit/'
+                        'lightvit-*_8xb128_in1k.py)',
+            'num_classes': 'the classifier is an mmpretrain ImageClassifier: set model.head.num_classes',
+            'embed_layer': 'drop it: the stem is fixed (LightViTStem)',
+            'norm_layer': 'drop it: always LayerNorm',
+            'act_layer': 'drop it: always GELU',
+            'weight_init': 'drop it: the official default init is the only one',
+        },
+        types={'lightvit_tiny': "arch='tiny'", 'lightvit_small': "arch='small'", 'lightvit_base': "arch='base'"})
 
     def __init__(self,
                  arch='tiny',

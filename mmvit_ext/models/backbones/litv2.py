@@ -128,6 +128,28 @@ class LITv2(VisionBackbone):
     }
     num_stages = 4
     convert_checkpoint = staticmethod(convert_litv2)
+    # Argument names of the official detection / segmentation / classification LITv2 (ziplab/LITv2).
+    official_names = dict(
+        arch={'embed_dim': 'embed_dims', 'depths': 'depths', 'num_heads': 'num_heads'},
+        arguments={
+            'in_chans': 'in_channels',
+            'use_checkpoint': 'with_cp',
+            'has_msa': 'local_ws: 0 marks a stage without attention (official has_msa=[0, 0, 1, 1] with '
+                       'local_ws=[0, 0, 2, 1] is local_ws=[0, 0, 2, 1])',
+            'window_size': 'drop it: the official LITv2 ignores it too (a Swin leftover); the HiLo window is '
+                           'local_ws',
+            'pretrain_img_size': 'drop it: LITv2 has no position tables, any input size works',
+            'img_size': 'drop it: LITv2 has no position tables, any input size works',
+            'patch_size': 'drop it: the patch embedding is 4x4 in every release',
+            'patch_norm': 'drop it: the patch embedding always ends with a LayerNorm (official patch_norm=True)',
+            'ape': 'drop it: LITv2 has no absolute position embedding (official ape=False)',
+            'qk_scale': 'drop it: the attention scale is head_dim ** -0.5 (official qk_scale=None)',
+            'norm_layer': 'drop it: always LayerNorm',
+            'drop_rate': 'drop it: not supported, every official LITv2 model uses 0',
+            'attn_drop_rate': 'drop it: not supported, every official LITv2 model uses 0',
+            'num_classes': 'the classifier is an mmpretrain ImageClassifier: set model.head.num_classes '
+                           '(configs/litv2/litv2-*_8xb128_in1k.py, litv2_classifier_cfg)',
+        })
     # Output norms are not in classification checkpoints (and norm0 not in detection ones).
     new_keys_on_pretrained = ('norm[0-3].*', )
 

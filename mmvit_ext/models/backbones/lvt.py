@@ -127,6 +127,23 @@ class LVT(VisionBackbone):
     patch_sizes = (7, 3, 3, 3)
     strides = (4, 2, 2, 2)
     convert_checkpoint = staticmethod(convert_lvt)
+    # Argument and registry names of the official LVT (Chenglin-Yang/LVT, ``lvt`` / ``lite_vision_transformer``).
+    official_names = dict(
+        arch={'layers': 'depths', 'embed_dims': 'embed_dims', 'num_heads': 'num_heads', 'mlp_ratios': 'mlp_ratios',
+              'sr_ratios': 'sr_ratios', 'sa_layers': 'attentions'},
+        arguments={
+            'in_chans': 'in_channels',
+            'rasa_cfg': 'dilations=atrous_rates (official [1, 3, 5]) and num_recursions=r_num (official 2); the '
+                        "SiLU activation and the 'kaiming' init are fixed",
+            'with_cls_head': 'drop it: the backbone has no head; the classifiers are configs/lvt/'
+                             'lvt_8xb128_in1k.py (plain head) and lvt-cls_8xb128_in1k.py (class attention)',
+            'patch_size': 'drop it: the patch embeddings are 7x7/4 then 3x3/2 in every release',
+            'mlp_depconv': 'drop it: stages 2-4 have the depthwise-conv FFN as officially',
+            'qk_scale': 'drop it: the attention scale is head_dim ** -0.5 (official qk_scale=None)',
+            'norm_layer': 'drop it: always LayerNorm',
+            'num_classes': 'the classifier is an mmpretrain ImageClassifier: set model.head.num_classes',
+        },
+        types={'lvt': "arch='mobile'"})
     # Official files have no output norms except the plain classifier's ``downstream_norms`` / final ``norm``.
     new_keys_on_pretrained = ('norm[0-3].*', )
 

@@ -53,6 +53,7 @@ class LightViTFPN(BaseModule):
             raise ValueError(f'LightViTFPN: add_extra_convs must be False, True, "on_input", "on_lateral" or '
                              f'"on_output", got {add_extra_convs!r}')
         self.in_channels = list(in_channels)
+        self.out_channels = out_channels
         self.num_outs = num_outs
         self.num_extra_trans_convs = num_extra_trans_convs
         self.add_extra_convs = add_extra_convs
