@@ -1,0 +1,131 @@
+"""Checkpoints written by our tools/train.py load in the codebases' own APIs under torch's default safe loading:
+mmdet's ``DetInferencer`` / ``init_detector`` and its own ``tools/test.py``, mmseg's ``MMSegInferencer`` /
+``init_model``, mmpretrain's ``get_model(..., pretrained=CKPT)`` / ``ImageClassificationInferencer``.
+
+Three demo models (RetinaNet, Semantic FPN and a classifier, each with the demo-sized LITv2) train 2 iterations on a
+tiny generated scene set with tools/train.py; a fresh interpreter that only imports the codebases (the configs'
+``custom_imports`` bring in mmvit_ext) runs every API on them with matplotlib's sample photograph, and mmdet's
+tools/test.py evaluates the detector. About 60 s on 2 cores (three interpreters, most of it imports).
+"""
+import os.path as osp
+import re
+import subprocess
+import sys
+
+import mmdet
+import pytest
+from mmengine.config import Config
+
+from mmvit_ext.datasets import SceneConfig, generate_demo_dataset
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CONFIGS = dict(det='retinanet_litv2-demo_fpn_12e_demo-scenes.py', seg='fpn_litv2-demo_4xb4-1k_demo-scenes-256x256.py',
+               cls='litv2-demo_30e_demo-scenes-crops.py')
+IMG = 96
+
+
+def _repoint(node, root):
+    if isinstance(node, dict):
+        return {k: _repoint(v, root) for k, v in node.items()}
+    if isinstance(node, (list, tuple)):
+        return type(node)(_repoint(v, root) for v in node)
+    if isinstance(node, str) and node.startswith('data/demo'):
+        return root + node[len('data/demo'):]
+    return node
+
+
+def tiny_config(name, data_root, work_dir) -> Config:
+    """The shipped demo config on the tiny set: 2 iterations of batch 2 at 96 px, one checkpoint at the end."""
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'demo', CONFIGS[name]))
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader', 'val_evaluator', 'test_evaluator'):
+        cfg[key] = _repoint(cfg[key].to_dict() if hasattr(cfg[key], 'to_dict') else cfg[key], data_root)
+        if key.endswith('dataloader'):
+            cfg[key].update(batch_size=2, num_workers=0, persistent_workers=False)
+            for step in cfg[key]['dataset']['pipeline']:
+                if step['type'] in ('Resize', 'RandomResize') and cfg.default_scope == 'mmdet':
+                    step['scale'] = (IMG, IMG)
+                if step['type'] == 'RandomCrop':
+                    step['crop_size'] = (IMG, IMG)
+    if cfg.default_scope == 'mmseg':
+        cfg.model.data_preprocessor.size = (IMG, IMG)
+    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=2, val_interval=100)
+    cfg.param_scheduler = []
+    cfg.default_hooks.checkpoint = dict(type='AtomicCheckpointHook', by_epoch=False, interval=2, max_keep_ckpts=1)
+    cfg.default_hooks.logger = dict(type='LoggerHook', interval=100)
+    cfg.log_processor = dict(by_epoch=False)
+    cfg.work_dir = work_dir
+    return cfg
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    """``{name: (config file, checkpoint)}`` for the three demo models, trained by tools/train.py."""
+    root = tmp_path_factory.mktemp('inference_apis')
+    data = str(root / 'data')
+    generate_demo_dataset(data, num_train=4, num_val=2, seed=0, cfg=SceneConfig(height=IMG, width=IMG, min_objects=2),
+                          crop_size=48)
+    runs = {}
+    for name in CONFIGS:
+        work = str(root / name)
+        config = str(root / f'{name}.py')
+        tiny_config(name, data, work).dump(config)
+        runs[name] = (config, osp.join(work, 'iter_2.pth'))
+    train = ';'.join(f"run(['{config}', '--work-dir', '{osp.dirname(ckpt)}'])" for config, ckpt in runs.values())
+    code = ('import importlib.util, sys\n'
+            f"spec = importlib.util.spec_from_file_location('train', '{osp.join(REPO, 'tools', 'train.py')}')\n"
+            'tool = importlib.util.module_from_spec(spec); spec.loader.exec_module(tool)\n'
+            f'run = tool.main\n{train}\n')
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-4000:]
+    for config, ckpt in runs.values():
+        assert osp.isfile(ckpt), ckpt
+    return runs
+
+
+APIS = r'''
+import sys
+import matplotlib.cbook
+import numpy as np
+from PIL import Image
+
+det_cfg, det_ckpt, seg_cfg, seg_ckpt, cls_cfg, cls_ckpt = sys.argv[1:]
+photo = np.asarray(Image.open(matplotlib.cbook.get_sample_data('grace_hopper.jpg')).convert('RGB'))[..., ::-1].copy()
+# mmpretrain first: its inferencer builds transforms in whatever default scope an earlier API left behind
+from mmpretrain import ImageClassificationInferencer, get_model
+classifier = get_model(cls_cfg, pretrained=cls_ckpt, device='cpu')
+print('\n@@ get_model', type(classifier).__name__)
+result = ImageClassificationInferencer(model=cls_cfg, pretrained=cls_ckpt, device='cpu')(photo)[0]
+print('\n@@ ImageClassificationInferencer', 0 <= result['pred_label'] < 5)
+
+from mmdet.apis import DetInferencer, inference_detector, init_detector
+result = DetInferencer(model=det_cfg, weights=det_ckpt, device='cpu', show_progress=False)(photo)
+print('\n@@ DetInferencer', len(result['predictions'][0]['bboxes']) >= 0)
+detector = init_detector(det_cfg, det_ckpt, device='cpu')
+print('\n@@ init_detector', type(inference_detector(detector, photo)).__name__)
+
+from mmseg.apis import MMSegInferencer, inference_model, init_model
+result = MMSegInferencer(model=seg_cfg, weights=seg_ckpt, device='cpu')(photo)
+print('\n@@ MMSegInferencer', result['predictions'].shape == photo.shape[:2])
+segmentor = init_model(seg_cfg, seg_ckpt, device='cpu')
+print('\n@@ init_model', tuple(inference_model(segmentor, photo).pred_sem_seg.shape) == photo.shape[:2])
+'''
+
+
+def test_the_codebases_apis_load_our_checkpoints(trained):
+    args = [path for name in ('det', 'seg', 'cls') for path in trained[name]]
+    result = subprocess.run([sys.executable, '-c', APIS, *args], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    lines = dict(re.findall(r'^@@ (\w+) (.*)$', result.stdout, re.M))
+    assert lines.get('DetInferencer') == 'True' and lines.get('init_detector') == 'DetDataSample', result.stdout
+    assert lines.get('MMSegInferencer') == 'True' and lines.get('init_model') == 'True', result.stdout
+    assert lines.get('get_model') == 'ImageClassifier', result.stdout
+    assert lines.get('ImageClassificationInferencer') == 'True', result.stdout
+
+
+def test_mmdet_own_test_tool_loads_our_checkpoint(trained, tmp_path):
+    config, checkpoint = trained['det']
+    tool = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools', 'test.py')
+    result = subprocess.run([sys.executable, tool, config, checkpoint, '--work-dir', str(tmp_path)],
+                            capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    assert 'coco/bbox_mAP' in result.stdout + result.stderr
