@@ -84,6 +84,19 @@ def test_csa_matches_official_unfold_grouped_conv_fold(hw):
         torch.testing.assert_close(m(x), csa_official_reference(m, x, grouped_weight), atol=1e-5, rtol=1e-5)
 
 
+def test_csa_gradients_match_the_official_flow():
+    """The fast form's backward (strided tap gather, source-axis softmax, in-place overlap-add) equals autograd
+    through the official unfold -> grouped conv -> fold flow, for the input and every parameter."""
+    m = _randomise(ConvolutionalSelfAttention(16, 2)).train()
+    x = torch.randn(2, 7, 6, 16, requires_grad=True)
+    weight = torch.randn(2, 7, 6, 16)
+    fast = torch.autograd.grad((m(x) * weight).sum(), [x] + list(m.parameters()))
+    grouped = m.tap_proj.reshape(9 * 16, 16, 1, 1)  # the official layout, a view of the same parameter
+    slow = torch.autograd.grad((csa_official_reference(m, x, grouped) * weight).sum(), [x] + list(m.parameters()))
+    for name, a, b in zip(['x'] + [n for n, _ in m.named_parameters()], fast, slow):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4, msg=name)
+
+
 def test_csa_output_size_and_gradients():
     m = ConvolutionalSelfAttention(16, 2).train()
     x = torch.randn(1, 9, 11, 16, requires_grad=True)
@@ -170,6 +183,21 @@ def test_rasa_recursion_shares_weights(num_recursions):
     if num_recursions == 2:
         with torch.no_grad():
             torch.testing.assert_close(rasa(x), F.silu(asa(F.silu(asa(x)) + x)))
+
+
+def test_rasa_in_place_ops_keep_input_and_gradients():
+    """RASA's in-place SiLU / sums leave the input untouched and give the gradients of the out-of-place
+    recursion (written here with the reference ASA)."""
+    rasa = _randomise(RecursiveAtrousSelfAttention(16, 2, num_recursions=2, sr_ratio=2)).train()
+    x = torch.randn(2, 6, 7, 16, requires_grad=True)
+    before = x.detach().clone()
+    weight = torch.randn(2, 6, 7, 16)
+    fast = torch.autograd.grad((rasa(x) * weight).sum(), [x] + list(rasa.parameters()))
+    assert torch.equal(x.detach(), before)
+    reference = F.silu(asa_reference(rasa, F.silu(asa_reference(rasa, x)) + x))
+    slow = torch.autograd.grad((reference * weight).sum(), [x] + list(rasa.parameters()))
+    for name, a, b in zip(['x'] + [n for n, _ in rasa.named_parameters()], fast, slow):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4, msg=name)
 
 
 def test_overlap_patch_embed_sizes_and_channel_check():

@@ -46,11 +46,12 @@ class ConvolutionalSelfAttention(nn.Module):
     summed, no normalisation, positions outside the map dropped), then ``proj``.
 
     Fast form, equal to the official unfold -> grouped 1x1 conv -> fold (tested):
-    - the taps are strided views of the padded map (``Tensor.unfold``, no im2col copy) and the nine value
-      projections run as one batched matmul over taps (the official FLOPs, 9 C^2 per window);
+    - the taps are strided views of the padded map (``Tensor.unfold``), gathered tap-major in one copy whose rows
+      are whole C-vectors, and the nine value projections run as one batched matmul over taps (the official FLOPs,
+      9 C^2 per window);
     - the softmax runs over the source-tap axis placed outside the (head, target) axes, by reordering the rows of
-      the attention Linear, because a softmax over an innermost axis of 9 is slow on CPU (CSA has no q.k product,
-      so scaled_dot_product_attention does not apply);
+      the attention Linear (with the scale folded in), as one ``softmax`` call: over an innermost axis of 9 it is
+      slow on CPU, and CSA has no q.k product, so scaled_dot_product_attention does not apply;
     - the overlap-add is k*k strided in-place adds on the channels-last map instead of ``F.fold``, which would need
       a channel-major copy of the window outputs and another copy back for ``proj``.
 
@@ -92,12 +93,11 @@ class ConvolutionalSelfAttention(nn.Module):
         b, c = x.shape[0], self.dims
         taps, heads = self.kernel_size ** 2, self.num_heads
         pooled = self.pool(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
-        # Linear rows reordered from (head, target, source) to (source, head, target).
+        # Linear rows reordered from (head, target, source) to (source, head, target), scaled.
         weight = self.attn_weights.weight.view(heads, taps, taps, c).permute(2, 0, 1, 3).reshape(-1, c)
         bias = self.attn_weights.bias.view(heads, taps, taps).permute(2, 0, 1).reshape(-1)
-        logits = F.linear(pooled, weight, bias).view(b, *pooled.shape[1:3], taps, heads, taps) * self.scale
-        attn = (logits - logits.amax(dim=3, keepdim=True).detach()).exp()
-        attn = attn / attn.sum(dim=3, keepdim=True)
+        logits = F.linear(pooled, weight * self.scale, bias * self.scale)
+        attn = logits.view(b, *pooled.shape[1:3], taps, heads, taps).softmax(dim=3)
         return self.attn_drop(attn.permute(0, 1, 2, 4, 5, 3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -107,10 +107,10 @@ class ConvolutionalSelfAttention(nn.Module):
         attn = self.attention(x)
         h, w = attn.shape[1:3]
 
-        # Values: the k*k taps of every window as strided views, one C x C projection per tap.
+        # Values: the k*k taps of every window (strided views, gathered tap-major), one C x C projection per tap.
         padded = F.pad(x, (0, 0, pad, pad, pad, pad))
-        windows = padded.unfold(1, k, s).unfold(2, k, s)  # (B, h, w, C, k, k) view
-        windows = windows.flatten(4).permute(4, 0, 1, 2, 3).reshape(taps, b * h * w, c)
+        windows = padded.unfold(1, k, s).unfold(2, k, s)  # (B, h, w, C, ky, kx) view
+        windows = windows.permute(4, 5, 0, 1, 2, 3).reshape(taps, b * h * w, c)
         values = torch.bmm(windows, self.tap_proj.transpose(1, 2)).view(taps, b, h, w, heads, hd)
 
         out = attn @ values.permute(1, 2, 3, 4, 0, 5)  # (B, h, w, heads, target tap, hd)
@@ -163,13 +163,15 @@ class AtrousSelfAttention(nn.Module):
         nn.init.kaiming_uniform_(self.atrous_kernel)
 
     def atrous_query(self, q: torch.Tensor) -> torch.Tensor:
-        """q: (B, H, W, C) -> sum over dilations of SiLU(depthwise 3x3 conv at that dilation), (B, H, W, C)."""
+        """q: (B, H, W, C) -> sum over dilations of SiLU(depthwise 3x3 conv at that dilation), (B, H, W, C).
+
+        Each branch's SiLU and the sum run in place on the fresh conv outputs (autograd-safe: SiLU keeps what
+        its gradient needs), one pass each instead of a new tensor per op."""
         q = q.permute(0, 3, 1, 2)  # NCHW view in channels-last memory: no copy around the convs
-        branches = [F.silu(F.conv2d(q, self.atrous_kernel, padding=d, dilation=d, groups=q.shape[1]))
-                    for d in self.dilations]
-        out = branches[0]
-        for branch in branches[1:]:
-            out = out + branch
+        out = None
+        for d in self.dilations:
+            branch = F.silu(F.conv2d(q, self.atrous_kernel, padding=d, dilation=d, groups=q.shape[1]), inplace=True)
+            out = branch if out is None else out.add_(branch)
         return out.permute(0, 2, 3, 1)
 
     def keys_values(self, x: torch.Tensor) -> torch.Tensor:
@@ -213,10 +215,11 @@ class RecursiveAtrousSelfAttention(AtrousSelfAttention):
         y = super().forward(x)
         if self.num_recursions == 1:
             return y
-        y, hidden = F.silu(y), x
+        # In place on the fresh attention outputs; ``hidden`` starts as a new tensor, x stays untouched.
+        y, hidden = F.silu(y, inplace=True), x
         for _ in range(self.num_recursions - 1):
             hidden = y + hidden
-            y = F.silu(super().forward(hidden))
+            y = F.silu(super().forward(hidden), inplace=True)
         return y
 
 
