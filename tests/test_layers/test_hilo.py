@@ -107,3 +107,19 @@ def test_gradients_autocast_and_errors():
         HiLoAttention(30, 4)
     with pytest.raises(ValueError, match='alpha'):
         HiLoAttention(32, 4, alpha=1.5)
+
+
+@pytest.mark.parametrize('h, w', [(8, 8), (7, 9)])
+def test_inference_projection_into_slices_equals_concatenation(h, w):
+    """Inference writes both projections into one output (out= GEMMs); with autograd on, the same numbers come
+    from projecting each branch and concatenating."""
+    torch.manual_seed(0)
+    attn = HiLoAttention(64, 4, window_size=2, alpha=0.75).eval()
+    x = torch.randn(2, h * w, 64)
+    with torch.no_grad():
+        fast = attn(x, (h, w))
+    slow = attn(x.requires_grad_(), (h, w))
+    assert slow.requires_grad and fast.is_contiguous()
+    torch.testing.assert_close(fast, slow.detach(), atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(fast, reference_hilo(attn, x.detach(), (h, w)), atol=1e-5, rtol=1e-5)
+

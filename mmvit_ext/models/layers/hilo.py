@@ -27,7 +27,8 @@ class HiLoAttention(nn.Module):
     Any map size: the (layer-normalised) map is zero-padded on the bottom/right to a multiple of ``window_size``,
     as in the official dense backbones; padded positions act as Hi-Fi keys and enter the Lo-Fi average pool
     (no masking), and the output is cropped back. Both branches run as one fused
-    ``scaled_dot_product_attention`` call each; windows are formed by reshapes.
+    ``scaled_dot_product_attention`` call each; windows are formed by reshapes. In inference both output
+    projections write into their channel slices of one tensor (no concatenation copy).
 
     Args:
         embed_dims: C, divisible by ``num_heads``.
@@ -113,12 +114,24 @@ class HiLoAttention(nn.Module):
             raise ValueError(f'HiLoAttention: {n} tokens do not form a {h}x{w} map')
         x = x.reshape(b, h, w, c)
         x_padded = pad_to_multiple(x, self.window_size)[0]
-        outs = []
-        if self.h_heads:
-            # The projection is per token, so cropping before it equals the official crop after it.
-            outs.append(self.h_proj(self.hifi(x_padded)[:, :h, :w]))
-        if self.l_heads:
-            # Padded queries would only produce outputs that are cropped away: query the real positions only.
-            outs.append(self.l_proj(self.lofi(x, x_padded)))
-        out = outs[0] if len(outs) == 1 else torch.cat(outs, dim=-1)
-        return out.reshape(b, n, c)
+        # The projection is per token, so cropping the Hi-Fi windows before it equals the official crop after it;
+        # padded Lo-Fi queries would only produce outputs that are cropped away: only real positions query.
+        hifi = self.hifi(x_padded)[:, :h, :w] if self.h_heads else None
+        lofi = self.lofi(x, x_padded) if self.l_heads else None
+        if hifi is None or lofi is None:
+            return (self.h_proj(hifi) if lofi is None else self.l_proj(lofi)).reshape(b, n, c)
+        if not _writes_into_slices(x):
+            return torch.cat([self.h_proj(hifi), self.l_proj(lofi)], dim=-1).reshape(b, n, c)
+        # Inference: both projections write straight into their channel slices (Hi-Fi first) of one output, as
+        # GEMMs with a row stride of C, instead of into two tensors that a concatenation copies.
+        out = x.new_empty(b * n, c)
+        torch.addmm(self.h_proj.bias, hifi.reshape(-1, self.h_dim), self.h_proj.weight.t(), out=out[:, :self.h_dim])
+        torch.addmm(self.l_proj.bias, lofi.reshape(-1, self.l_dim), self.l_proj.weight.t(), out=out[:, self.h_dim:])
+        return out.view(b, n, c)
+
+
+def _writes_into_slices(x: torch.Tensor) -> bool:
+    """Whether ``out=`` GEMMs may replace the concatenation: no autograd (``out=`` has none), no autocast (it
+    would not cast them), no tracing, compiling or export (which want the functional graph)."""
+    return not (torch.is_grad_enabled() or torch.is_autocast_enabled(x.device.type) or torch.jit.is_tracing()
+                or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export())
