@@ -6,11 +6,13 @@ import inspect
 import warnings
 from typing import Callable, Dict, Sequence, Tuple, Union
 
+import torch
 import torch.nn as nn
 from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..checkpoint.common import extract_state_dict, load_converted, read_checkpoint
+from .layers.utils import is_tracing
 from ..registry import installed_model_registries
 
 
@@ -44,6 +46,40 @@ def resolve_indices(indices: Sequence[int], num_stages: int, family: str, name: 
     if len(set(resolved)) != len(resolved):
         raise ValueError(f'{family}: {name} {indices} name the same stage twice')
     return tuple(resolved)
+
+
+def check_stage_settings(family: str, num_stages: int, **settings):
+    """Each ``name=(values, minimum)`` must list ``num_stages`` integers >= ``minimum``; a ValueError names the
+    setting otherwise (a negative window size would silently turn attention off, a short list drop a stage)."""
+    for name, (values, minimum) in settings.items():
+        values = list(values)
+        if len(values) != num_stages:
+            raise ValueError(f'{family}: {name} needs {num_stages} entries (one per stage), got {values}')
+        bad = [v for v in values if not isinstance(v, int) or isinstance(v, bool) or v < minimum]
+        if bad:
+            raise ValueError(f'{family}: {name} entries must be integers >= {minimum}, got {values}')
+
+
+def check_images(x: torch.Tensor, in_channels: int, min_size: int, family: str):
+    """Refuse inputs that would give an obscure error or a silently wrong result.
+
+    ``x`` must be (B, in_channels, H, W) with H, W >= ``min_size`` and finite: a NaN pixel would otherwise vanish
+    inside the deformable sampling of DTM (mmcv samples zeros for non-finite offsets) and give finite features. The
+    finiteness check is one reduction over the input (negligible next to the model) and is skipped while tracing,
+    exporting or compiling, where it would be data-dependent control flow.
+    """
+    if x.dim() != 4:
+        hint = ' (one image? add the batch dimension: x[None])' if x.dim() == 3 else ''
+        raise ValueError(f'{family} expects a batch of images (B, {in_channels}, H, W), got a tensor of shape '
+                         f'{tuple(x.shape)}{hint}')
+    if x.shape[1] != in_channels:
+        raise ValueError(f'{family} expects {in_channels} input channels (B, {in_channels}, H, W), got shape '
+                         f'{tuple(x.shape)}')
+    if min(x.shape[2:]) < min_size:
+        raise ValueError(f'{family} needs images of at least {min_size}x{min_size} pixels, got {tuple(x.shape[2:])}')
+    if not is_tracing() and not bool(torch.isfinite(x).all()):
+        raise ValueError(f'{family}: the input images hold NaN or Inf values; check the data pipeline '
+                         '(normalisation, decoding)')
 
 
 class BackboneArgumentError(TypeError):

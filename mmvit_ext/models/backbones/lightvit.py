@@ -23,7 +23,7 @@ from mmcv.cnn.bricks import DropPath
 
 from ...checkpoint.lightvit import convert_lightvit
 from ...registry import register_model
-from ..base_backbone import VisionBackbone, resolve_indices, select_arch, trunc_normal_init_linear
+from ..base_backbone import VisionBackbone, check_images, resolve_indices, select_arch, trunc_normal_init_linear
 from ..layers.utils import run_blocks
 from ..layers.lightvit_attention import (BiDimensionalAttentionFFN, LightViTStem, LocalGlobalAttention,
                                          ResidualPatchMerging)
@@ -201,8 +201,7 @@ class LightViT(VisionBackbone):
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """x: (B, C_in, H, W) -> tuple of (B, C_i, H_i, W_i) maps, or of (B, T + H_i*W_i, C_i) token sequences."""
-        if x.shape[1] != self.in_channels:
-            raise ValueError(f'LightViT expects {self.in_channels} input channels, got {x.shape[1]}')
+        check_images(x, self.in_channels, 1, 'LightViT')
         x, hw = self.patch_embed(x)
         x = torch.cat([self.global_token.expand(x.shape[0], -1, -1), x], dim=1)
         outs = []

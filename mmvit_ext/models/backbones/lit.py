@@ -30,7 +30,7 @@ from mmcv.cnn.bricks import DropPath
 from ...checkpoint.common import extract_state_dict, load_converted, read_checkpoint
 from ...checkpoint.lit import convert_lit
 from ...registry import register_model
-from ..base_backbone import VisionBackbone, resolve_indices, select_arch, trunc_normal_init_linear
+from ..base_backbone import VisionBackbone, check_images, resolve_indices, select_arch, trunc_normal_init_linear
 from ..layers.utils import run_blocks
 from ..layers import (DeformableTokenMerging, GridPositionEmbedding, PatchEmbed, RelPosMultiheadAttention,
                       nlc_to_nchw)
@@ -151,6 +151,10 @@ class LIT(VisionBackbone):
         qkv_bias: bias of the q/k/v projection.
         frozen_stages: -1 none; k >= 0 freezes the patch embedding and stages 1..k (with their DTM and output norm).
         norm_eval: keep the DTM BatchNorms in eval mode while training.
+        norm_cfg: norm of the DTM layers, ``dict(type='BN')`` as in the official code; ``dict(type='SyncBN')``
+            keeps their statistics equal across ranks in distributed training (mmengine turns it back into BN
+            when not distributed). With plain BN each rank keeps its own running statistics and checkpoints hold
+            rank 0's.
         with_cp: activation checkpointing per block.
         init_cfg: ``dict(type='Pretrained', checkpoint=...)`` loads official LIT checkpoints (classification or
             dense, converted on the fly) or our own.
@@ -197,7 +201,6 @@ class LIT(VisionBackbone):
             'depth': 'drop it: a ResNet key that the official LIT_Ti ignored',
             'num_stages': 'drop it: a ResNet key that the official LIT_Ti ignored',
             'style': 'drop it: a ResNet key that the official LIT_Ti ignored',
-            'norm_cfg': 'drop it: a ResNet key that the official LIT_Ti ignored',
             'num_classes': 'the classifier is an mmpretrain ImageClassifier: set model.head.num_classes '
                            '(configs/lit/lit-*_8xb128_in1k.py, lit_classifier_cfg)',
         },
@@ -217,6 +220,7 @@ class LIT(VisionBackbone):
                  qkv_bias: bool = True,
                  frozen_stages: int = -1,
                  norm_eval: bool = False,
+                 norm_cfg: dict = dict(type='BN'),
                  with_cp: bool = False,
                  init_cfg=None):
         super().__init__(frozen_stages=frozen_stages, norm_eval=norm_eval, init_cfg=init_cfg)
@@ -279,7 +283,7 @@ class LIT(VisionBackbone):
                                            attn_drop_rate, settings['norm_eps']) for j in range(depth)]
             else:
                 blocks = [MLPBlock(dims, ratio, dpr[j], drop_rate, settings['norm_eps']) for j in range(depth)]
-            downsample = DeformableTokenMerging(self.embed_dims[i - 1], dims) if i > 0 else None
+            downsample = DeformableTokenMerging(self.embed_dims[i - 1], dims, norm_cfg=norm_cfg) if i > 0 else None
             self.stages.append(LITStage(blocks, downsample, pos_embed, with_cp))
         for i in self.out_norm_indices:
             self.add_module(f'norm{i}', nn.LayerNorm(self.embed_dims[i], eps=settings['norm_eps']))
@@ -314,11 +318,7 @@ class LIT(VisionBackbone):
         return modules
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        if x.shape[1] != self.in_channels:
-            raise ValueError(f'LIT expects {self.in_channels} input channels, got input of shape {tuple(x.shape)}')
-        min_size = self.patch_size * 2**(self.num_stages - 1)
-        if x.shape[2] < min_size or x.shape[3] < min_size:
-            raise ValueError(f'LIT needs inputs of at least {min_size}x{min_size}, got {tuple(x.shape[2:])}')
+        check_images(x, self.in_channels, self.patch_size * 2**(self.num_stages - 1), 'LIT')
         x = self.patch_embed(x)
         outs = []
         for i, stage in enumerate(self.stages):

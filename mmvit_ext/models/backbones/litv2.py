@@ -23,7 +23,7 @@ from mmcv.cnn.bricks import DropPath
 
 from ...checkpoint.litv2 import convert_litv2
 from ...registry import register_model
-from ..base_backbone import VisionBackbone, resolve_indices, select_arch
+from ..base_backbone import VisionBackbone, check_images, check_stage_settings, resolve_indices, select_arch
 from ..layers.utils import run_blocks
 from ..layers import ConvFFN, DeformableTokenMerging, HiLoAttention, PatchEmbed
 
@@ -114,6 +114,10 @@ class LITv2(VisionBackbone):
             Other returned stages always get ``norm{i}``; the classifier's final norm is ``norm3``.
         frozen_stages: -1 none; 0 the patch embedding; k >= 1 also stages 1..k (blocks, their DTM and output norm).
         norm_eval: keep the DTM BatchNorms in eval mode during training.
+        norm_cfg: norm of the DTM layers, ``dict(type='BN')`` as in the official code; ``dict(type='SyncBN')``
+            keeps their statistics equal across ranks in distributed training (mmengine turns it back into BN
+            when not distributed). With plain BN each rank keeps its own running statistics and checkpoints hold
+            rank 0's.
         with_cp: activation checkpointing per block (same numbers, less memory).
         init_cfg: ``dict(type='Pretrained', checkpoint=...)`` loads official classification or dense checkpoints
             (converted on the fly) or our own.
@@ -165,14 +169,17 @@ class LITv2(VisionBackbone):
                  stage0_out_norm: bool = False,
                  frozen_stages: int = -1,
                  norm_eval: bool = False,
+                 norm_cfg: dict = dict(type='BN'),
                  with_cp: bool = False,
                  init_cfg=None):
         super().__init__(frozen_stages=frozen_stages, norm_eval=norm_eval, init_cfg=init_cfg)
         settings = select_arch(arch, self.arch_zoo, ('embed_dims', 'depths', 'num_heads'), 'LITv2')
         depths, num_heads = list(settings['depths']), list(settings['num_heads'])
-        if len(depths) != self.num_stages or len(num_heads) != self.num_stages or len(local_ws) != self.num_stages:
-            raise ValueError(f'LITv2: depths, num_heads and local_ws need {self.num_stages} entries each, got '
-                             f'{depths}, {num_heads}, {list(local_ws)}')
+        # local_ws: 0 = ConvFFN-only stage, >= 1 = HiLo window size.
+        check_stage_settings('LITv2', self.num_stages, depths=(depths, 1), num_heads=(num_heads, 1),
+                             local_ws=(local_ws, 0))
+        if not 0. <= alpha <= 1.:
+            raise ValueError(f'LITv2: alpha (the fraction of Lo-Fi heads) must lie in [0, 1], got {alpha}')
         self.in_channels = in_channels
         self.local_ws = list(local_ws)
         self.embed_dims = [settings['embed_dims'] * 2**i for i in range(self.num_stages)]
@@ -189,7 +196,7 @@ class LITv2(VisionBackbone):
                 blocks = [HiLoBlock(dims, heads, ws, alpha, mlp_ratio, qkv_bias, rate) for rate in rates]
             else:
                 blocks = [ConvFFNBlock(dims, mlp_ratio, rate) for rate in rates]
-            downsample = DeformableTokenMerging(dims, 2 * dims) if i < self.num_stages - 1 else None
+            downsample = DeformableTokenMerging(dims, 2 * dims, norm_cfg=norm_cfg) if i < self.num_stages - 1 else None
             self.layers.append(LITv2Stage(blocks, downsample, with_cp))
         for i in self.out_indices:
             if i > 0 or stage0_out_norm:
@@ -204,11 +211,8 @@ class LITv2(VisionBackbone):
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """x: (B, in_channels, H, W) -> tuple of (B, C_i, H_i, W_i) for i in out_indices (strides 4, 8, 16, 32)."""
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f'LITv2 expects (B, {self.in_channels}, H, W) images, got {tuple(x.shape)}')
-        if min(x.shape[2:]) < 29:
-            raise ValueError(f'LITv2 needs images of at least 29x29 pixels (three 2x2 token merges after the 4x4 '
-                             f'patch embedding), got {tuple(x.shape[2:])}')
+        # 29 px: three 2x2 token merges after the 4x4 patch embedding leave at least one token.
+        check_images(x, self.in_channels, 29, 'LITv2')
         x = self.patch_embed(x)
         hw = tuple(x.shape[2:])
         x = x.flatten(2).transpose(1, 2)

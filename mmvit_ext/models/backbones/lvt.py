@@ -28,7 +28,7 @@ from mmcv.cnn.bricks.transformer import FFN
 from ...checkpoint.common import extract_state_dict, load_converted, read_checkpoint
 from ...checkpoint.lvt import convert_lvt
 from ...registry import register_model
-from ..base_backbone import VisionBackbone, resolve_indices, select_arch, trunc_normal_init_linear
+from ..base_backbone import VisionBackbone, check_images, resolve_indices, select_arch, trunc_normal_init_linear
 from ..layers.utils import run_blocks
 from ..layers import (AtrousSelfAttention, ConvFFN, ConvolutionalSelfAttention, LVTOverlapPatchEmbed,
                       RecursiveAtrousSelfAttention)
@@ -233,8 +233,7 @@ class LVT(VisionBackbone):
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """x: (B, in_channels, H, W) -> tuple of (B, C_i, H_i, W_i) for i in out_indices (strides 4, 8, 16, 32)."""
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f'LVT expects (B, {self.in_channels}, H, W) images, got {tuple(x.shape)}')
+        check_images(x, self.in_channels, 1, 'LVT')
         outs = []
         for i, stage in enumerate(self.stages):
             x = stage(x)

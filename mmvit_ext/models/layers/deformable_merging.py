@@ -10,6 +10,7 @@ from torch.nn.modules.utils import _pair
 
 from ...registry import register_model
 from .deform_conv import deform_conv2d
+from .utils import batch_norm_train
 
 
 class BiasedDeformConv2d(nn.Module):
@@ -83,4 +84,4 @@ class DeformableTokenMerging(nn.Module):
         self.act_layer = nn.GELU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act_layer(self.norm_layer(self.dconv(x)))
+        return self.act_layer(batch_norm_train(self.norm_layer, self.dconv(x), 'DeformableTokenMerging'))

@@ -5,7 +5,6 @@ Token layout used by every op: ``x: (B, T + H*W, C)`` with the ``T`` global toke
 (raster order), as in the official code. Module and parameter names follow the official release where that costs no
 clarity, so ``mmvit_ext.checkpoint.lightvit`` only renames a few modules.
 """
-import math
 from typing import Tuple
 
 import torch
@@ -14,7 +13,7 @@ import torch.nn.functional as F
 
 from ...registry import register_model
 from .attention import GridRelativePositionBias
-from .utils import pad_to_multiple
+from .utils import batch_norm_train, pad_to_multiple
 
 __all__ = ['LocalGlobalAttention', 'BiDimensionalAttentionFFN', 'ResidualPatchMerging', 'LightViTStem']
 
@@ -87,11 +86,11 @@ class LocalGlobalAttention(nn.Module):
         if num_tokens < 0:
             raise ValueError(f'LocalGlobalAttention: {n} tokens cannot hold a {h}x{w} map')
         x_glb, x_img = x[:, :num_tokens], x[:, num_tokens:]
-        x_img, (pad_b, pad_r) = pad_to_multiple(x_img.reshape(b, h, w, c), self.window_size)
+        x_img, _ = pad_to_multiple(x_img.reshape(b, h, w, c), self.window_size)
         qkv = self.qkv(x_img)
         x_img = self.forward_local(qkv)
-        if pad_b or pad_r:
-            x_img, qkv = x_img[:, :h, :w], qkv[:, :h, :w]
+        # Cropping an unpadded map is a full view (no copy), so it is not made conditional: one graph for all sizes.
+        x_img, qkv = x_img[:, :h, :w], qkv[:, :h, :w]
         x_img = x_img.reshape(b, h * w, c)
         if num_tokens:
             q, k, v = qkv.reshape(b, h * w, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4).unbind(0)
@@ -186,7 +185,7 @@ class ResidualPatchMerging(nn.Module):
         x01, x11 = x_img[:, 0::2, 1::2], x_img[:, 1::2, 1::2]
         pooled = torch.maximum(torch.maximum(x00, x10), torch.maximum(x01, x11))
         merged = self.reduction(self.norm(torch.cat([x00, x10, x01, x11], dim=-1))) + self.res_proj(pooled)
-        out_hw = (math.ceil(h / 2), math.ceil(w / 2))
+        out_hw = (merged.shape[1], merged.shape[2])  # ceil(H / 2), ceil(W / 2), symbolic while tracing
         merged = merged.reshape(b, out_hw[0] * out_hw[1], -1)
         return torch.cat([self.proj(self.norm2(x_glb)), merged], dim=1), out_hw
 
@@ -220,7 +219,10 @@ class LightViTStem(nn.Module):
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
         # Channels-last: the depthwise convs run ~1.7x faster on CPU (oneDNN), and the output map flattens to
         # contiguous (B, H*W, C) tokens without a copy.
-        x = self.proj(self.stem(x.contiguous(memory_format=torch.channels_last)))
+        x = x.contiguous(memory_format=torch.channels_last)
+        for layer in self.stem:
+            x = batch_norm_train(layer, x, 'LightViTStem') if isinstance(layer, nn.BatchNorm2d) else layer(x)
+        x = self.proj(x)
         hw = (x.shape[2], x.shape[3])
         return self.norm(x.flatten(2).transpose(1, 2)), hw
 

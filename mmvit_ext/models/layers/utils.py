@@ -2,8 +2,21 @@
 from typing import Tuple
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
+from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.checkpoint import checkpoint
+
+
+def is_tracing() -> bool:
+    """Whether the forward is being recorded as a graph: ``torch.jit.trace``, ``torch.export`` /
+    ``torch.onnx.export`` or ``torch.compile``.
+
+    Sizes may then be symbolic (or recorded), so per-size Python caches are bypassed and branches on a size take
+    their general form (e.g. padding that may be zero), which keeps the recorded graph valid for every input size.
+    """
+    return (torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.compiler.is_exporting()
+            or torch.onnx.is_in_onnx_export())
 
 
 def nlc_to_nchw(x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
@@ -19,11 +32,14 @@ def nchw_to_nlc(x: torch.Tensor) -> torch.Tensor:
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> Tuple[torch.Tensor, Tuple[int, int]]:
     """Zero-pad a channels-last map x: (B, H, W, C) on the bottom/right so H and W are multiples of ``multiple``.
 
-    Returns the padded map and the padding ``(pad_b, pad_r)``; crop with ``x[:, :H, :W]``.
+    Returns the padded map and the padding ``(pad_b, pad_r)``; crop with ``x[:, :H, :W]``. While tracing (see
+    ``is_tracing``) the pad is always applied, so that the graph holds for sizes that do need padding.
     """
     h, w = x.shape[1:3]
-    pad_b, pad_r = (-h) % multiple, (-w) % multiple
-    if pad_b or pad_r:
+    # ceil(h / m) * m - h rather than (-h) % m: the same number, but a far simpler symbolic size under torch.export.
+    pad_b = (h + multiple - 1) // multiple * multiple - h
+    pad_r = (w + multiple - 1) // multiple * multiple - w
+    if is_tracing() or pad_b or pad_r:
         x = F.pad(x, (0, 0, 0, pad_r, 0, pad_b))
     return x, (pad_b, pad_r)
 
@@ -52,3 +68,13 @@ def run_blocks(blocks, x: torch.Tensor, *args, with_cp: bool = False) -> torch.T
         else:
             x = block(x, *args)
     return x
+
+
+def batch_norm_train(norm: nn.Module, x: torch.Tensor, where: str) -> torch.Tensor:
+    """``norm(x)`` for x: (B, C, H, W), with a clear error where training BatchNorm would see one value per
+    channel (one image whose map is 1x1 at this point), instead of torch's bare "Expected more than 1 value"."""
+    if norm.training and isinstance(norm, _BatchNorm) and not is_tracing() \
+            and x.shape[0] * x.shape[2] * x.shape[3] == 1:
+        raise ValueError(f'{where}: training BatchNorm needs more than one value per channel, but the map is 1x1 '
+                         'for a batch of 1 image; train with batch size >= 2 or with larger images')
+    return norm(x)
