@@ -1,6 +1,6 @@
 """The registered deformable conv ``torch.ops.mmvit_ext.deform_conv2d``: mmcv's semantics on CPU (output and every
 gradient), mmcv's kernels as the CUDA path, the offset layout of torchvision / ONNX, and the compile / export / ONNX
-paths. About 25 s in all (the three ONNX exports and the compile take most of it)."""
+paths. About 20 s in all on 2 shared cores: the dynamo ONNX export (6 s) and opcheck (4 s) take most of it."""
 import warnings
 
 import numpy as np
@@ -229,7 +229,7 @@ def _export_dtm_onnx(dtm, path, route):
 def test_onnx_export_to_standard_deform_conv_runs_in_onnxruntime(tmp_path, route):
     """The DTM alone exports to the standard ONNX DeformConv (opset >= 19, no custom domain) and onnxruntime's
     output equals PyTorch's within 1e-4 at two sizes from one file, with offsets that sample outside the map.
-    About 3 s per route."""
+    About 6 s for the first export (the exporter's registry), 1-2 s for the others."""
     import onnx
     import onnxruntime
     dtm = _trained_dtm()
