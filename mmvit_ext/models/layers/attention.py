@@ -14,7 +14,9 @@ Caching rule for the parameter-dependent values: a resized table/embedding is re
 need it (``torch.no_grad``/inference, or the parameter is frozen) and the parameter has not changed since (same
 storage and version counter, so an optimizer step or ``load_state_dict`` invalidates it). During training the
 resize runs every forward because the parameter changes every step; it is tiny next to the attention itself, and the
-size-only part (the gather offsets) stays cached.
+size-only part (the gather offsets) stays cached. While a graph is recorded (``torch.jit.trace``, ``torch.export`` /
+ONNX export, ``torch.compile``; ``utils.is_tracing``) nothing is cached and every size-dependent value is computed in
+the graph from the (symbolic) input size, so one traced or exported graph serves every input size.
 """
 from functools import lru_cache
 from typing import Optional, Sequence, Tuple, Union
@@ -24,6 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ...registry import register_model
+from .utils import is_tracing
 
 __all__ = ['GridRelativePositionBias', 'RelPosMultiheadAttention', 'GridPositionEmbedding',
            'relative_offsets', 'resize_relative_position_table', 'resize_position_embedding']
@@ -35,15 +38,28 @@ def _pair(size: GridSize) -> Tuple[int, int]:
     if isinstance(size, int):
         return size, size
     h, w = size
+    if is_tracing():  # symbolic or recorded sizes stay as they are: int() would bake them into the graph
+        return h, w
     return int(h), int(w)
+
+
+def _same_size(src_hw: Tuple[int, int], dst_hw: Tuple[int, int]) -> bool:
+    """``src_hw == dst_hw``; False for a size that is symbolic or recorded while tracing, so that the resize stays
+    in the graph (an identity at equal sizes) instead of the traced size being baked in."""
+    if is_tracing() and not all(isinstance(v, int) for v in (*src_hw, *dst_hw)):
+        return False
+    return tuple(src_hw) == tuple(dst_hw)
 
 
 def relative_offsets(length: int, device: torch.device) -> torch.Tensor:
     """(L, L) table rows of every pair along one axis: ``[p, q] = p - q + L - 1`` (Swin's shifted offsets).
 
     Cached per (length, device) and shared by every module. Tensors made under ``torch.inference_mode`` cannot
-    serve autograd later, so they are cached apart.
+    serve autograd later, so they are cached apart. Computed in the graph while tracing (``length`` may be symbolic).
     """
+    if is_tracing():
+        coords = torch.arange(length, device=device)
+        return coords[:, None] - coords[None, :] + length - 1
     return _relative_offsets(int(length), torch.device(device), torch.is_inference_mode_enabled())
 
 
@@ -61,7 +77,7 @@ def resize_relative_position_table(table: torch.Tensor, src_hw: Tuple[int, int],
     ``F.interpolate(mode, align_corners=False)`` (the official LIT call). The same size returns ``table`` itself.
     """
     src_hw, dst_hw = _pair(src_hw), _pair(dst_hw)
-    if src_hw == dst_hw:
+    if _same_size(src_hw, dst_hw):
         return table
     heads = table.shape[1]
     src = (2 * src_hw[0] - 1, 2 * src_hw[1] - 1)
@@ -80,7 +96,7 @@ def resize_position_embedding(pos_embed: torch.Tensor, src_hw: Tuple[int, int], 
     pos_embed: (1, E + h*w, C) -> (1, E + H*W, C), grid part interpolated with ``align_corners=False``.
     """
     src_hw, dst_hw = _pair(src_hw), _pair(dst_hw)
-    if src_hw == dst_hw:
+    if _same_size(src_hw, dst_hw):
         return pos_embed
     extra, grid = pos_embed[:, :num_extra_tokens], pos_embed[:, num_extra_tokens:]
     if grid.shape[1] != src_hw[0] * src_hw[1]:
@@ -102,7 +118,7 @@ class _SizeCache:
         self.param_state = None
 
     def get(self, param: torch.Tensor, key, compute):
-        if param.requires_grad and torch.is_grad_enabled() or torch.jit.is_tracing():
+        if param.requires_grad and torch.is_grad_enabled() or is_tracing():
             return compute()
         state = (param.device, param.dtype, param.data_ptr(), param._version, torch.is_inference_mode_enabled())
         if state != self.param_state:  # the parameter changed (or moved): every entry is stale
