@@ -158,21 +158,31 @@ def load_tool(name):
     return module
 
 
-def run_train(*argv):
-    """tools/train.py's main in this process: the message it stops with."""
-    with pytest.raises(SystemExit) as info:
-        load_tool('train').main(list(argv))
-    return str(info.value)
+@pytest.fixture
+def run_train(monkeypatch):
+    """``run_train(*argv)``: tools/train.py's main in this process, returning the message it stops with. What the
+    tool changes process-wide (mmengine's checkpoint loaders and its log function) is restored afterwards."""
+    import mmengine.runner.checkpoint as mmengine_checkpoint
+    monkeypatch.setattr(mmengine_checkpoint.CheckpointLoader, '_schemes',
+                        dict(mmengine_checkpoint.CheckpointLoader._schemes))
+    monkeypatch.setattr(mmengine_checkpoint, 'print_log', mmengine_checkpoint.print_log)
+
+    def run(*argv):
+        with pytest.raises(SystemExit) as info:
+            load_tool('train').main(list(argv))
+        return str(info.value)
+
+    return run
 
 
-def test_train_tool_stops_on_mmdet2_keys(tmp_path):
+def test_train_tool_stops_on_mmdet2_keys(run_train, tmp_path):
     config = tmp_path / 'official_style.py'
     config.write_text(MMDET2_CONFIG.format(base=osp.join(DEMO, 'retinanet_litv2-demo_fpn_12e_demo-scenes.py')))
     message = run_train(str(config), '--work-dir', str(tmp_path / 'work'))
     assert message.startswith(f'error in {config}') and 'optim_wrapper' in message
 
 
-def test_train_tool_stops_on_wrong_neck_channels(tmp_path):
+def test_train_tool_stops_on_wrong_neck_channels(run_train, tmp_path):
     message = run_train(osp.join(DEMO, 'retinanet_litv2-demo_fpn_12e_demo-scenes.py'), '--work-dir',
                         str(tmp_path / 'work'), '--cfg-options', 'model.neck.in_channels=[48,96,190]')
     assert 'model.neck.in_channels is [48, 96, 190]' in message

@@ -1,6 +1,7 @@
 """The authors' backbone dicts (copied from the official configs) stop with an error that names the mmvit_ext
 equivalent of every official argument and registry name; mmseg's legacy ``pretrained=`` is taken as mmseg's own
-backbones take it. Errors are raised before any layer is built: the file runs in about a second."""
+backbones take it. The errors come before any layer is built; two ported dicts are built (LITv2-S, LVT): a few
+seconds for the file."""
 import warnings
 
 import pytest
