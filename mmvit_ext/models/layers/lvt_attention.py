@@ -18,6 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ...registry import register_model
+from .utils import is_tracing
 
 __all__ = ['ConvolutionalSelfAttention', 'AtrousSelfAttention', 'RecursiveAtrousSelfAttention',
            'LVTOverlapPatchEmbed']
@@ -114,6 +115,8 @@ class ConvolutionalSelfAttention(nn.Module):
         values = torch.bmm(windows, self.tap_proj.transpose(1, 2)).view(taps, b, h, w, heads, hd)
 
         out = attn @ values.permute(1, 2, 3, 4, 0, 5)  # (B, h, w, heads, target tap, hd)
+        if is_tracing():
+            return self.proj_drop(self.proj(self.overlap_add_padded(out, height, width)))
 
         # Overlap-add: target tap (ty, tx) of window (py, px) lands on (s * py + ty - pad, s * px + tx - pad).
         y = out.new_zeros(b, height, width, c)
@@ -123,6 +126,22 @@ class ConvolutionalSelfAttention(nn.Module):
             win_cols, map_cols = _overlap_add_slices(w, width, tx - pad, s)
             y[:, map_rows, map_cols].unflatten(-1, (heads, hd)).add_(out[:, win_rows, win_cols, :, tap])
         return self.proj_drop(self.proj(y))
+
+    def overlap_add_padded(self, out: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        """The overlap-add of ``forward`` with slices that do not depend on the map size (used while tracing).
+
+        Every tap is added onto a map padded by k // 2 on each side, where all windows fit, at a slice that starts
+        at the tap offset; the crop back to H x W drops what fell outside. Same sums in the same order as the
+        per-size slices of ``forward`` (which avoid the crop's copy in eager mode).
+        out: (B, h, w, heads, taps, hd) -> (B, H, W, C).
+        """
+        b, h, w, heads, _, hd = out.shape
+        k, s, pad = self.kernel_size, self.stride, self.kernel_size // 2
+        y = out.new_zeros(b, height + 2 * pad, width + 2 * pad, heads, hd)
+        for tap in range(k * k):
+            ty, tx = divmod(tap, k)
+            y[:, ty:ty + s * (h - 1) + 1:s, tx:tx + s * (w - 1) + 1:s] += out[..., tap, :]
+        return y[:, pad:pad + height, pad:pad + width].reshape(b, height, width, heads * hd)
 
 
 @register_model
