@@ -3,6 +3,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .utils import is_tracing
+
 
 class PatchEmbed(nn.Module):
     """Conv2d(in, dim, k=patch, s=patch) -> LN, official module names ``proj`` and ``norm``.
@@ -25,10 +27,11 @@ class PatchEmbed(nn.Module):
         self.norm = nn.LayerNorm(embed_dims)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        p = self.patch_size
-        pad_b, pad_r = (-x.shape[2]) % p, (-x.shape[3]) % p
-        if self.pad and (pad_b or pad_r):
-            x = F.pad(x, (0, pad_r, 0, pad_b))
+        if self.pad:
+            p, (h, w) = self.patch_size, x.shape[2:]
+            pad_b, pad_r = (h + p - 1) // p * p - h, (w + p - 1) // p * p - w
+            if is_tracing() or pad_b or pad_r:  # always while tracing: one graph for every input size
+                x = F.pad(x, (0, pad_r, 0, pad_b))
         x = self.proj(x)
         return self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
