@@ -1,9 +1,9 @@
 """Checkpoint safety: every file is read with torch's ``weights_only`` unpickler, which cannot run code.
 
 Checkpoints hold more than tensors: mmengine's training checkpoints pickle the message hub (``HistoryBuffer``
-objects with numpy arrays, numpy scalars; our runs save them as ``SafeHistoryBuffer``), the official DeiT-style releases of LIT and LITv2 an
-``argparse.Namespace`` of the training arguments, timm's ``.pth.tar`` (LVT) the same. ``SAFE_GLOBALS`` is the exact
-set of such types found in those layouts; importing ``mmvit_ext`` registers it with
+objects with numpy arrays, numpy scalars; our runs save them as ``SafeHistoryBuffer``), the official DeiT-style
+releases of LIT and LITv2 an ``argparse.Namespace`` of the training arguments, timm's ``.pth.tar`` (LVT) the same.
+``safe_globals()`` is the exact set of such types found in those layouts; importing ``mmvit_ext`` registers it with
 ``torch.serialization.add_safe_globals``, so our checkpoints also load in mmdet / mmseg / mmpretrain's own APIs
 under torch's default safe loading.
 

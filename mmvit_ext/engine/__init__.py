@@ -6,6 +6,6 @@ from .runner import GuardedRunner, ResumeError, build_runner, install_checkpoint
 
 __all__ = [
     'AtomicCheckpointHook', 'GuardedRunner', 'ResumeError', 'adapt_launcher_to_device', 'add_checkpoint_args',
-    'add_trust_argument', 'build_runner', 'checkpoint_errors_as_messages', 'drop_pretrained', 'explain_errors', 'install_checkpoint_loader', 'load_config',
-    'use_atomic_checkpoints', 'work_dir_for'
+    'add_trust_argument', 'build_runner', 'checkpoint_errors_as_messages', 'drop_pretrained', 'explain_errors',
+    'install_checkpoint_loader', 'load_config', 'use_atomic_checkpoints', 'work_dir_for'
 ]

@@ -5,7 +5,7 @@ import torch
 from mmengine.config import Config
 from mmengine.model.utils import revert_sync_batchnorm
 from mmengine.optim import build_optim_wrapper
-from mmengine.registry import MODELS, init_default_scope
+from mmengine.registry import MODELS, DefaultScope
 
 from ..engine import drop_pretrained
 from ..model_checks import check_config_keys, check_model
@@ -82,22 +82,24 @@ def run_config_smoke(config_path: str, image_size: Tuple[int, int] = (128, 160),
     scope = cfg.get('default_scope')
     if scope not in _BATCHES:
         raise ValueError(f'{config_path}: default_scope must be one of {sorted(_BATCHES)}, got {scope!r}')
-    init_default_scope(scope)
-    drop_pretrained(cfg.model)
-    if cfg.get('data_preprocessor') is not None:  # mmpretrain's top-level key, as the Runner passes it on
-        cfg.model.setdefault('data_preprocessor', cfg.data_preprocessor)
-    preprocessor = cfg.model.get('data_preprocessor')
-    if scope == 'mmseg' and preprocessor is not None and preprocessor.get('size') is not None:
-        preprocessor['size'] = image_size  # pad to the tiny test size, not the 512x512 crop
-    model = revert_sync_batchnorm(MODELS.build(cfg.model))
-    check_model(model)
-    model.init_weights()
-    optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
-    before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-    model.train()
-    log_vars = model.train_step(_BATCHES[scope](cfg, batch_size, image_size), optim_wrapper)
-    loss = log_vars['loss']
-    assert torch.isfinite(torch.as_tensor(loss)), f'{config_path}: non-finite loss {loss}'
-    changed = [n for n, p in model.named_parameters() if n in before and not torch.equal(p, before[n])]
-    assert any(n.startswith('backbone.') for n in changed), f'{config_path}: the step did not update the backbone'
-    return log_vars
+    # scoped, so that later builds in the same process do not inherit this config's default scope
+    with DefaultScope.overwrite_default_scope(scope):
+        drop_pretrained(cfg.model)
+        if cfg.get('data_preprocessor') is not None:  # mmpretrain's top-level key, as the Runner passes it on
+            cfg.model.setdefault('data_preprocessor', cfg.data_preprocessor)
+        preprocessor = cfg.model.get('data_preprocessor')
+        if scope == 'mmseg' and preprocessor is not None and preprocessor.get('size') is not None:
+            preprocessor['size'] = image_size  # pad to the tiny test size, not the 512x512 crop
+        model = revert_sync_batchnorm(MODELS.build(cfg.model))
+        check_model(model)
+        model.init_weights()
+        optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+        before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+        model.train()
+        log_vars = model.train_step(_BATCHES[scope](cfg, batch_size, image_size), optim_wrapper)
+        loss = log_vars['loss']
+        assert torch.isfinite(torch.as_tensor(loss)), f'{config_path}: non-finite loss {loss}'
+        changed = [n for n, p in model.named_parameters() if n in before and not torch.equal(p, before[n])]
+        assert any(n.startswith('backbone.') for n in changed), \
+            f'{config_path}: the step did not update the backbone'
+        return log_vars
