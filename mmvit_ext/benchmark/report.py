@@ -363,17 +363,21 @@ def _plot_rows(rows: Sequence[dict]) -> List[dict]:
 
 def run_official(repos: Sequence[str], opts: RunOptions, quick: bool, progress: bool,
                  variants: Optional[Sequence[str]] = None, batch_sizes: Sequence[int] = (1, 8),
-                 profile_misses: bool = True) -> Tuple[List[dict], Dict[str, dict]]:
+                 profile_misses: bool = True,
+                 dense_variants: Optional[Sequence[str]] = None) -> Tuple[List[dict], Dict[str, dict]]:
     """The official comparison of every variant of every clone in ``repos`` (or those named in ``variants``,
-    fnmatch patterns): rows and ``{path: {path, family, commit}}``."""
+    fnmatch patterns; the dense backbones: those in ``dense_variants``, default ``variants``): rows and
+    ``{path: {path, family, commit}}``."""
     settings = [('cls', b) for b in batch_sizes] + [('dense', 1)]
     sizes = {'cls': QUICK_SETTINGS['cls'], 'dense': QUICK_SETTINGS['det']} if quick else None
+    patterns = {'cls': variants, 'dense': variants if dense_variants is None else dense_variants}
     rows, info = [], {}
     for root in repos:
         family = detect_family(root)
         info[root] = dict(path=root, family=family, commit=repo_commit(root))
         chosen = [v for v in official_variants(root, family)
-                  if not variants or any(fnmatch.fnmatch(v.name.lower(), p.lower()) for p in variants)]
+                  if not patterns[v.task] or any(fnmatch.fnmatch(v.name.lower(), p.lower())
+                                                 for p in patterns[v.task])]
         rows += compare_official(root, chosen, settings, opts, quick_sizes=sizes, progress=progress,
                                  profile_below=OFFICIAL_NEED if profile_misses else None)
     return rows, info
@@ -425,7 +429,8 @@ def run_report(args, opts: RunOptions, meta: dict) -> List[dict]:
         official = [r for r in saved['rows'] if r['mode'] == 'official']
         meta['official_repos'] = saved['meta'].get('official_repos', {})
     elif args.repo and 'official' not in skip:
-        official, meta['official_repos'] = run_official(args.repo, opts, args.quick, progress, args.variants)
+        official, meta['official_repos'] = run_official(args.repo, opts, args.quick, progress, args.variants,
+                                                        dense_variants=args.dense_variants)
         print(table(official, 'official'))
     hook = deployment_benchmark()
     if hook is not None and 'deployment' not in skip:

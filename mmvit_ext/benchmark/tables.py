@@ -66,7 +66,10 @@ def cell(row: dict, key: str) -> str:
     if key in ('ratio_to_msa', 'speedup'):
         return '-' if row.get(key) is None else f'{row[key]:.2f}'
     if key == 'max_abs_diff':
-        return '-' if row.get(key) is None else f'{row[key]:.1e}'
+        if row.get(key) is None:
+            return '-'
+        fp64 = row.get('max_abs_diff_fp64')
+        return f'{row[key]:.1e}' if fp64 is None else f'{row[key]:.1e} (fp64 {fp64:.1e})'
     if key == 'top':
         if 'error' in row:
             return 'ERROR: ' + row['error'][:60]

@@ -90,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     official.add_argument('--variants', nargs='+', default=None,
                           help='official comparison: variant names or fnmatch patterns (e.g. "LITv2-small" '
                                '"LIT-*"); default: every variant the clones hold')
+    official.add_argument('--dense-variants', nargs='+', default=None,
+                          help='official comparison: the variants compared as dense backbones at 800x1216 '
+                               '(default: --variants); the M / B dense models take minutes each on a CPU')
     official.add_argument('--install-timm', action='store_true',
                           help='the official model code imports timm, which is not in the pinned stack: '
                                'pip-install it into this environment if it is missing')
@@ -209,7 +212,7 @@ def _run(args, argv):
         if not args.repo:
             raise SystemExit('official mode needs --repo PATH (a clone of an official repository)')
         rows, meta['official_repos'] = run_official(args.repo, opts, args.quick, progress, args.variants,
-                                                    args.batch_sizes, profile_misses=not args.no_profile)
+                                                    args.batch_sizes, not args.no_profile, args.dense_variants)
     else:
         rows = run_report(args, opts, meta)
     if args.mode != 'report':
