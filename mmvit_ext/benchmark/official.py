@@ -528,8 +528,9 @@ def compare_official(root: str, variants: Sequence[OfficialVariant], settings: S
     at the settings of its task. Sizes: 224x224 for classifiers, ``DENSE_INPUT`` for dense backbones (or
     ``quick_sizes``). Row fields: ``max_abs_diff`` (and ``max_abs_diff_fp64``, see ``_check_outputs``),
     ``ours_ms`` / ``official_ms`` (medians with p25 / p75), ``speedup`` = official / ours latency (ours faster
-    above 1), or ``error``; outputs that disagree beyond ``tolerance`` are not timed. ``profile_below``: setting -> speed-up under which both sides are profiled by
-    op group (``op_groups``: {'mmvit_ext': ..., 'official': ...}, self ms per ``profiling.OP_GROUPS`` entry).
+    above 1), or ``error``; outputs that disagree beyond ``tolerance`` are not timed. ``profile_below``:
+    setting -> speed-up under which both sides are profiled by op group (``op_groups``: {'mmvit_ext': ...,
+    'official': ...}, self ms per ``profiling.OP_GROUPS`` entry).
     """
     from .profiling import time_by_op_group
     sizes = quick_sizes or {'cls': (224, 224), 'dense': DENSE_INPUT}
