@@ -69,6 +69,11 @@ def _relative_offsets(length: int, device: torch.device, inference: bool) -> tor
     return coords[:, None] - coords[None, :] + length - 1
 
 
+def _at_least_fp32(x: torch.Tensor) -> torch.Tensor:
+    """Half-precision tables are resized in fp32 (bicubic has no CPU half kernel); fp32 and fp64 stay as they are."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
 def resize_relative_position_table(table: torch.Tensor, src_hw: Tuple[int, int],
                                    dst_hw: Tuple[int, int], mode: str = 'bicubic') -> torch.Tensor:
     """Resize a bias table for an ``src_hw`` grid to a ``dst_hw`` grid.
@@ -85,7 +90,7 @@ def resize_relative_position_table(table: torch.Tensor, src_hw: Tuple[int, int],
     if table.shape[0] != src[0] * src[1]:
         raise ValueError(f'relative position table has {table.shape[0]} rows; a {src_hw} grid needs {src[0] * src[1]}')
     image = table.transpose(0, 1).reshape(1, heads, *src)
-    resized = F.interpolate(image.float(), size=dst, mode=mode, align_corners=False).to(table.dtype)
+    resized = F.interpolate(_at_least_fp32(image), size=dst, mode=mode, align_corners=False).to(table.dtype)
     return resized.reshape(heads, dst[0] * dst[1]).transpose(0, 1)
 
 
@@ -104,7 +109,8 @@ def resize_position_embedding(pos_embed: torch.Tensor, src_hw: Tuple[int, int], 
                          f'{src_hw[0] * src_hw[1]}')
     channels = grid.shape[2]
     image = grid.reshape(1, *src_hw, channels).permute(0, 3, 1, 2)
-    resized = F.interpolate(image.float(), size=dst_hw, mode=mode, align_corners=False).to(pos_embed.dtype)
+    resized = F.interpolate(_at_least_fp32(image), size=dst_hw, mode=mode, align_corners=False)
+    resized = resized.to(pos_embed.dtype)
     return torch.cat([extra, resized.flatten(2).transpose(1, 2)], dim=1)
 
 
