@@ -23,7 +23,7 @@ from .profiling import OP_GROUPS, explain_attention_target, explain_target, prof
 from .references import PAPER_ATTENTION, PAPER_CLASSIFICATION, PAPER_DENSE
 from .suites import QUICK_SETTINGS, SETTINGS, bench_attention, bench_backbones, bench_configs
 from .tables import cell, fmt, table, write_outputs
-from .targets import (OFFICIAL_NEED, TARGET_NOTES, attention_targets, backbone_targets, config_targets,
+from .targets import (OFFICIAL_NEED, OFFICIAL_NOTES, TARGET_NOTES, attention_targets, backbone_targets, config_targets,
                       efficiency_targets, official_targets)
 from .timing import ProgressBar, RunOptions, cpu_features, gemm_peak
 
@@ -178,7 +178,9 @@ def _official_lines(official: Sequence[dict], repos: Dict[str, dict]) -> List[st
         groups = r.get('op_groups')
         if groups:
             lines += [f'### {r["model"]} vs official, {r["input"]} b{r["batch"]}: where the time goes', '']
-            lines += _group_table('mmvit_ext', groups['mmvit_ext'], 'official', groups['official']) + ['']
+            lines += _group_table('mmvit_ext', groups['mmvit_ext'], 'official', groups['official'])
+            note = OFFICIAL_NOTES.get((r['family'], r['setting']))
+            lines += ([note] if note else []) + ['']
     return lines
 
 
@@ -396,7 +398,7 @@ def run_report(args, opts: RunOptions, meta: dict) -> List[dict]:
     progress = not args.no_progress
     skip = set(args.skip)
     specs = select_models(args.models, not args.no_baselines)
-    backbone = attention = attention_profiles = profiles = configs = classification = dense = []
+    backbone, attention, attention_profiles, profiles, configs, classification, dense = [], [], [], [], [], [], []
     official, deployment, gemm = [], [], {}
     if 'backbone' not in skip:
         size = 256 if args.quick else 2048

@@ -1,6 +1,7 @@
 """mmvit_ext.benchmark.report / tables: the Markdown report from hand-made rows, configs of installed packages."""
 from mmvit_ext.benchmark.report import render_report, resolve_config
 from mmvit_ext.benchmark.tables import table
+from mmvit_ext.benchmark.targets import OFFICIAL_NOTES
 
 META = dict(command='benchmark.py report', warmup=1, repeat=5, max_seconds=1., minutes=3.,
             machine=dict(cpu='CPU', cpu_count=2, torch='2', torch_threads=2, device='cpu', date='today',
@@ -12,7 +13,7 @@ GROUPS = dict.fromkeys(['matmul (linear layers, explicit attention)', 'fused att
 
 
 def test_report_renders_official_efficiency_and_deployment_sections():
-    official = [dict(mode='official', model='LIT-tiny', official_model='lit.py lit_ti', setting='cls',
+    official = [dict(mode='official', model='LIT-tiny', family='LIT', official_model='lit.py lit_ti', setting='cls',
                      input='224x224', batch=8, max_abs_diff=2e-6, ours_ms=90., ours_p25_ms=89., ours_p75_ms=91.,
                      official_ms=81., official_p25_ms=80., official_p75_ms=82., speedup=.9,
                      op_groups={'mmvit_ext': dict(GROUPS, **{'dense conv': 5.}), 'official': GROUPS})]
@@ -25,7 +26,7 @@ def test_report_renders_official_efficiency_and_deployment_sections():
     assert '## Against the official code' in text and '| `/src/LIT` | 742e961 | LIT |' in text
     assert '| LIT-tiny | lit.py lit_ti | 224x224 | 8 | 2.0e-06 | 90.0 [89.0-91.0] | 81.0 [80.0-82.0] | 0.90 |' in text
     assert '### LIT-tiny vs official, 224x224 b8: where the time goes' in text
-    assert '| dense conv | 5.0 | 0.0 | +5.0 |' in text
+    assert '| dense conv | 5.0 | 0.0 | +5.0 |' in text and OFFICIAL_NOTES[('LIT', 'cls')] in text
     assert '| LITv2-small | 3.70G | 20.0 | 74.0 | 74% | 30.0 | 1.50 |' in text
     assert '## Deployment runtimes' in text and '| LITv2-small | onnxruntime | 1.25 |' in text
     assert '1-minute load 0.1' in text
