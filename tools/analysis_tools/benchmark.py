@@ -126,7 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--top', type=_positive, default=6, help='ops listed per backbone')
 
     p = sub.add_parser('official', parents=[common, official],
-                       help='ours vs the official code (needs timm: see --install-timm)')
+                       help='ours vs the official code (needs timm: see --install-timm)',
+                       description='Ours against the official code imported from clones of the official '
+                                   'repositories: identical weights, outputs compared, both timed interleaved '
+                                   '(fp32). The official model files import timm, which is not part of the '
+                                   'pinned stack: --install-timm pip-installs it into this environment.')
     p.add_argument('--batch-sizes', nargs='+', type=_positive, default=[1, 8], help='batch sizes at 224x224')
     p.add_argument('--no-profile', action='store_true', help='do not profile the comparisons below the targets')
     p.set_defaults(warmup=1, repeat=10, max_seconds=4.)
