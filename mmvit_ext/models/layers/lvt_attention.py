@@ -260,4 +260,8 @@ class LVTOverlapPatchEmbed(nn.Module):
         if x.shape[1] != self.proj.in_channels:
             raise ValueError(f'LVTOverlapPatchEmbed: expected {self.proj.in_channels} input channels, '
                              f'got {x.shape[1]} (input shape {tuple(x.shape)})')
+        if torch.compiler.is_compiling():
+            # torch 2.13's inductor fails to lower a conv of a channels-last map with dynamic sizes
+            # (ValueRangeError); a contiguous input avoids it (the copy fuses into the kernel that makes x).
+            x = x.contiguous()
         return self.norm(self.proj(x).permute(0, 2, 3, 1))
