@@ -1,17 +1,19 @@
 """Checkpoint safety: every file is read with torch's ``weights_only`` unpickler, which cannot run code.
 
 Checkpoints hold more than tensors: mmengine's training checkpoints pickle the message hub (``HistoryBuffer``
-objects with numpy arrays, numpy scalars; our runs save them as ``SafeHistoryBuffer``), the official DeiT-style
-releases of LIT and LITv2 an ``argparse.Namespace`` of the training arguments, timm's ``.pth.tar`` (LVT) the same.
-``safe_globals()`` is the exact set of such types found in those layouts; importing ``mmvit_ext`` registers it with
-``torch.serialization.add_safe_globals``, so our checkpoints also load in mmdet / mmseg / mmpretrain's own APIs
-under torch's default safe loading.
+objects with numpy arrays, numpy scalars), the official DeiT-style releases of LIT and LITv2 an
+``argparse.Namespace`` of the training arguments, timm's ``.pth.tar`` (LVT) the same. ``safe_globals()`` is the
+exact set of such types found in those layouts; importing ``mmvit_ext`` registers it with
+``torch.serialization.add_safe_globals`` (and makes ``HistoryBuffer`` pickle without function references), so
+checkpoints written after ``import mmvit_ext`` load in mmdet / mmseg / mmpretrain's own APIs under torch's default
+safe loading.
 
 A file that holds anything else is refused with an ``UnsafeCheckpointError`` naming what it holds. Full unpickling
 (which runs whatever code the file names) happens only on the user's opt-in: ``--trust-checkpoint`` in our tools,
 ``MMVIT_TRUST_CHECKPOINTS=1`` in the environment, or ``trust_checkpoints()`` in Python.
 """
 import argparse
+import copyreg
 import os
 import os.path as osp
 import pickle
@@ -52,34 +54,25 @@ def _numpy_globals() -> list:
     return found
 
 
-class SafeHistoryBuffer(HistoryBuffer):
-    """mmengine's ``HistoryBuffer`` (the message hub's scalar logs in a training checkpoint) without the statistics
-    functions in its pickled state: mmengine pickles them as ``getattr(HistoryBuffer, 'mean')``, and allowing
-    ``getattr`` would let a file reach any attribute of the allowed types. They are restored on load from the class
-    defaults (``HistoryBuffer.__setstate__``)."""
-
-    def __getstate__(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != 'statistics_methods'}
-
-
-def make_message_hub_safe(checkpoint: dict):
-    """Replace the ``HistoryBuffer`` objects of ``checkpoint['message_hub']`` by ``SafeHistoryBuffer`` copies."""
-    scalars = checkpoint.get('message_hub', {}).get('log_scalars', {})
-    for key, buffer in scalars.items():
-        if type(buffer) is HistoryBuffer:
-            safe = SafeHistoryBuffer.__new__(SafeHistoryBuffer)
-            safe.__dict__.update(SafeHistoryBuffer.__getstate__(buffer))
-            scalars[key] = safe
+def _reduce_history_buffer(buffer: HistoryBuffer):
+    """Pickle a ``HistoryBuffer`` (the message hub's scalar logs in a training checkpoint) as class + state, without
+    its statistics functions: mmengine pickles those as ``getattr(HistoryBuffer, 'mean')``, and allowing ``getattr``
+    would let a file reach any attribute of the allowed types. ``HistoryBuffer.__setstate__`` restores them."""
+    state = {k: v for k, v in buffer.__dict__.items() if k != 'statistics_methods'}
+    return copyreg.__newobj__, (HistoryBuffer, ), state
 
 
 def safe_globals() -> List:
     """The non-tensor types that our training checkpoints and the official releases of the four families hold."""
-    return [argparse.Namespace, SafeHistoryBuffer, *_numpy_globals()]
+    return [argparse.Namespace, HistoryBuffer, *_numpy_globals()]
 
 
 def register_safe_globals():
-    """Allow ``safe_globals()`` in torch's ``weights_only`` loading (process-wide; idempotent)."""
+    """Allow ``safe_globals()`` in torch's ``weights_only`` loading, and pickle ``HistoryBuffer`` in a form that
+    needs nothing else (``copyreg``, so every checkpoint an mmengine runner writes in this process qualifies,
+    whichever checkpoint hook saves it). Process-wide; idempotent."""
     torch.serialization.add_safe_globals(safe_globals())
+    copyreg.pickle(HistoryBuffer, _reduce_history_buffer)
 
 
 def trust_checkpoints(enable: bool = True):

@@ -6,8 +6,6 @@ from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook
 from mmengine.registry import HOOKS
 
-from ..checkpoint.safety import make_message_hub_safe
-
 
 @HOOKS.register_module()
 class AtomicCheckpointHook(CheckpointHook):
@@ -17,8 +15,7 @@ class AtomicCheckpointHook(CheckpointHook):
     mmengine's hook removes the oldest kept checkpoint before writing the new one and rewrites ``last_checkpoint``
     in place, so a kill during a save with ``max_keep_ckpts=1`` leaves nothing to resume from. Here the new
     checkpoint is written under a temporary name in the same folder and renamed, then ``last_checkpoint`` is
-    replaced the same way, and only then is the old checkpoint removed. The message hub is saved in a form that
-    torch's safe loading accepts (``SafeHistoryBuffer``). Registered in mmengine's root ``HOOKS``,
+    replaced the same way, and only then is the old checkpoint removed. Registered in mmengine's root ``HOOKS``,
     so it resolves under the mmdet, mmseg and mmpretrain scopes alike; same arguments as ``CheckpointHook``.
     """
 
@@ -28,10 +25,6 @@ class AtomicCheckpointHook(CheckpointHook):
             for name in os.listdir(self.out_dir):  # left by a run killed inside a save
                 if name.startswith('.') and name.endswith('.partial'):
                     os.remove(osp.join(self.out_dir, name))
-
-    def before_save_checkpoint(self, runner, checkpoint: dict):
-        # The checkpoint must load under torch's safe loading in every codebase's API (checkpoint/safety.py).
-        make_message_hub_safe(checkpoint)
 
     def _save_checkpoint_with_step(self, runner, step, meta):
         if '://' in str(self.out_dir):  # remote storage has no atomic rename: mmengine's own behaviour
