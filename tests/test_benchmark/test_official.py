@@ -159,3 +159,22 @@ def test_detect_family(tmp_path):
         detect_family(str(tmp_path))
     with pytest.raises(SystemExit, match='no such folder'):
         detect_family(str(tmp_path / 'missing'))
+
+
+def test_run_official_selects_variants_per_task(tmp_path):
+    """Which (variant, setting) pairs a clone yields: --variants for the classifiers, --dense-variants for the
+    dense backbones. The fake LVT clone has the official file names but no model code: each pair is a row that
+    names its error, and the run goes on."""
+    from mmvit_ext.benchmark.report import run_official
+    for path in ('classification/models/lvt.py', 'classification/models/lvt_cls.py',
+                 'segmentation/mmseg/models/backbones/lvt.py'):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text('')
+    rows, info = run_official([str(tmp_path)], OPTS, quick=False, progress=False, variants=['LVT*'],
+                              batch_sizes=(1, 8), dense_variants=['LIT-*'])
+    assert [(r['model'], r['setting'], r['batch']) for r in rows] == [('LVT-mobile', 'cls', 1),
+                                                                      ('LVT-mobile', 'cls', 8)]
+    assert all('has no attribute' in r['error'] for r in rows)
+    assert info[str(tmp_path)] == dict(path=str(tmp_path), family='LVT', commit=None)
+    rows, _ = run_official([str(tmp_path)], OPTS, quick=False, progress=False, variants=['LVT*'], batch_sizes=(1, ))
+    assert [r['setting'] for r in rows] == ['cls', 'dense']
