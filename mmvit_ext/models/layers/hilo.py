@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ...registry import register_model
-from .utils import pad_to_multiple
+from .utils import is_tracing, pad_to_multiple
 
 __all__ = ['HiLoAttention']
 
@@ -133,5 +133,4 @@ class HiLoAttention(nn.Module):
 def _writes_into_slices(x: torch.Tensor) -> bool:
     """Whether ``out=`` GEMMs may replace the concatenation: no autograd (``out=`` has none), no autocast (it
     would not cast them), no tracing, compiling or export (which want the functional graph)."""
-    return not (torch.is_grad_enabled() or torch.is_autocast_enabled(x.device.type) or torch.jit.is_tracing()
-                or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export())
+    return not (torch.is_grad_enabled() or torch.is_autocast_enabled(x.device.type) or is_tracing())
