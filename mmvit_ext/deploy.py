@@ -1,0 +1,461 @@
+"""Deployment: ONNX export with dynamic shapes and onnxruntime inference, TorchScript tracing and ``torch.compile``,
+with the equality checks and latency measurements that ``tools/deployment/`` print (and a benchmark can call).
+
+What is exported (``NetworkForward``) is the network forward up to its raw outputs:
+
+- a backbone: its feature maps;
+- an mmdet detector: the head's outputs before decoding, e.g. RetinaNet's per-level classification scores and box
+  deltas (anchor generation, box decoding, score thresholds and NMS stay in PyTorch: ``bbox_head.predict_by_feat``);
+- an mmseg segmentor: the decode head's logits at the head's stride (resizing to the image and argmax stay outside);
+- an mmpretrain classifier: the head's logits (before softmax).
+
+ONNX export uses the ``torch.export``-based exporter (``torch.onnx.export(dynamo=True)``, torch's default) at opset
+19, the first with the standard ``DeformConv`` operator that LIT / LITv2's deformable token merging becomes
+(``mmvit_ext/models/layers/deform_conv.py``): the files need no custom-op library. With ``dynamic=True`` the batch,
+height and width are symbolic: the backbones compute padding, windows and resized position tables from the symbolic
+size while a graph is recorded (``models/layers/utils.is_tracing``), so one file serves every input size, which
+``verify_onnx`` checks by running it at several sizes.
+"""
+import os
+import os.path as osp
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from .benchmark.timing import time_forward, time_interleaved
+
+__all__ = ['OPSET', 'NetworkForward', 'flatten_outputs', 'output_names', 'export_onnx', 'OnnxRuntimeModel',
+           'max_abs_diff', 'latencies_ms', 'SizeCheck', 'verify_onnx', 'trace', 'verify_traced', 'graph_breaks', 'compile_model',
+           'compare_runtimes', 'ConfigExport', 'build_deploy_model', 'config_batch', 'export_config', 'verify_config',
+           'backbone_variants', 'BackboneReport', 'check_backbone']
+
+OPSET = 19  # ONNX DeformConv (LIT, LITv2) needs opset 19; onnxruntime implements it on CPU
+
+
+def flatten_outputs(outputs: Any) -> List[torch.Tensor]:
+    """Tensors of a (nested) tuple / list / dict output, depth first, in order."""
+    if isinstance(outputs, torch.Tensor):
+        return [outputs]
+    if isinstance(outputs, dict):
+        outputs = list(outputs.values())
+    if isinstance(outputs, (list, tuple)):
+        return [t for item in outputs for t in flatten_outputs(item)]
+    raise TypeError(f'cannot export an output of type {type(outputs).__name__}: expected tensors in tuples, lists '
+                    'or dicts')
+
+
+def _is_openmmlab_model(model: nn.Module) -> bool:
+    from mmengine.model import BaseModel
+    return isinstance(model, BaseModel)
+
+
+class NetworkForward(nn.Module):
+    """A backbone or an mmdet / mmseg / mmpretrain model as a module of one image batch (B, 3, H, W) that returns a
+    flat tuple of tensors: what export, tracing and onnxruntime see.
+
+    OpenMMLab models run ``model(inputs, mode='tensor')`` (backbone, neck and head, no post-processing); other
+    modules run ``model(inputs)``. Nested outputs (a detector's per-level lists) are flattened in order.
+    """
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+        self.openmmlab = _is_openmmlab_model(model)
+
+    def forward(self, inputs: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        outputs = self.model(inputs, mode='tensor') if self.openmmlab else self.model(inputs)
+        return tuple(flatten_outputs(outputs))
+
+
+def output_names(model: nn.Module, example: torch.Tensor) -> List[str]:
+    """Names for the flat outputs of ``NetworkForward(model)``, from one eager run on ``example``.
+
+    Detectors: the argument names of the head's ``predict_by_feat`` with the level, e.g. ``cls_scores_0`` ...
+    ``bbox_preds_4`` for RetinaNet; segmentors: ``seg_logits``; classifiers: ``cls_score``; otherwise ``feat_i``.
+    """
+    net = model if isinstance(model, NetworkForward) else NetworkForward(model)
+    with torch.no_grad():
+        raw = net.model(example, mode='tensor') if net.openmmlab else net.model(example)
+    inner = net.model
+    head = getattr(inner, 'bbox_head', None)
+    if head is not None and isinstance(raw, (tuple, list)) and hasattr(head, 'predict_by_feat'):
+        import inspect
+        params = [p for p in inspect.signature(head.predict_by_feat).parameters if p != 'self']
+        names = []
+        for i, group in enumerate(raw):
+            prefix = params[i] if i < len(params) else f'output{i}'
+            group = flatten_outputs(group)
+            names += [f'{prefix}_{level}' for level in range(len(group))] if len(group) > 1 else [prefix]
+        return names
+    flat = flatten_outputs(raw)
+    if hasattr(inner, 'decode_head') and len(flat) == 1:
+        return ['seg_logits']
+    if net.openmmlab and hasattr(inner, 'head') and len(flat) == 1:
+        return ['cls_score']
+    return [f'feat_{i}' for i in range(len(flat))]
+
+
+def export_onnx(model: nn.Module, example: torch.Tensor, path: str, dynamic: bool = True, opset: int = OPSET,
+                input_name: str = 'input', names: Optional[Sequence[str]] = None) -> str:
+    """Export ``NetworkForward(model)`` to the ONNX file ``path`` (one file, weights inside) and return the path.
+
+    Args:
+        example: an input batch (B, 3, H, W). With ``dynamic`` the batch, height and width are symbolic, so use a
+            batch of at least 2 (a size-1 axis would be taken as constant) and a size the model accepts.
+        opset: ONNX opset (19 or later for LIT / LITv2).
+        names: output names (default ``output_names``).
+    """
+    net = model if isinstance(model, NetworkForward) else NetworkForward(model)
+    net.eval()
+    if dynamic and example.shape[0] < 2:
+        raise ValueError(f'a dynamic-batch export needs an example batch of at least 2 images, got {example.shape[0]}'
+                         ' (torch.export takes a size-1 axis as a constant)')
+    names = list(names) if names is not None else output_names(net, example)
+    dynamic_shapes = None
+    if dynamic:
+        axis = torch.export.Dim.DYNAMIC
+        dynamic_shapes = ({0: axis, 2: axis, 3: axis}, )
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    # Size-oblivious reasoning: no guards that a symbolic size differs from 1 (fewer spurious range limits on the
+    # input size, and a faster export).
+    with torch.fx.experimental._config.patch(backed_size_oblivious=True), torch.no_grad():
+        torch.onnx.export(net, (example, ), path, dynamo=True, opset_version=opset, dynamic_shapes=dynamic_shapes,
+                          input_names=[input_name], output_names=names, external_data=False, verbose=False)
+    return path
+
+
+class OnnxRuntimeModel:
+    """An onnxruntime session of an exported file, called like the PyTorch module: tensors in, tensors out.
+
+    Args:
+        path: the ``.onnx`` file.
+        num_threads: intra-op threads (default: ``torch.get_num_threads()``, so that both runtimes get the same).
+        providers: onnxruntime execution providers (default: CPU).
+    """
+
+    def __init__(self, path: str, num_threads: Optional[int] = None,
+                 providers: Sequence[str] = ('CPUExecutionProvider', )):
+        import onnxruntime as ort
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'ONNX file not found: {path}')
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = num_threads or torch.get_num_threads()
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        # No busy-waiting of idle onnxruntime threads after a run: it would take the cores from PyTorch (or any other
+        # work) running in between, as when both runtimes are timed in alternation.
+        options.add_session_config_entry('session.intra_op.allow_spinning', '0')
+        self.path = path
+        self.session = ort.InferenceSession(path, options, providers=list(providers))
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def __call__(self, inputs: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        outputs = self.session.run(None, {self.input_name: inputs.detach().cpu().numpy()})
+        return tuple(torch.from_numpy(np.asarray(o)) for o in outputs)
+
+
+def max_abs_diff(reference: Sequence[torch.Tensor], outputs: Sequence[torch.Tensor]) -> float:
+    """Largest absolute difference over all outputs; a different number or shape of outputs raises, naming them."""
+    reference, outputs = flatten_outputs(reference), flatten_outputs(outputs)
+    if len(reference) != len(outputs):
+        raise ValueError(f'{len(outputs)} outputs, expected {len(reference)}')
+    diff = 0.
+    for i, (ref, out) in enumerate(zip(reference, outputs)):
+        if tuple(ref.shape) != tuple(out.shape):
+            raise ValueError(f'output {i} has shape {tuple(out.shape)}, PyTorch gives {tuple(ref.shape)}')
+        if ref.numel():
+            diff = max(diff, (ref.detach().float().cpu() - out.float().cpu()).abs().max().item())
+    return diff
+
+
+@dataclass
+class SizeCheck:
+    """One input size of a verification: the max absolute difference and the median latencies in ms."""
+    shape: Tuple[int, ...]
+    max_diff: float
+    pytorch_ms: Optional[float] = None
+    other_ms: Optional[float] = None
+
+
+def latencies_ms(fns: Dict[str, Callable[[], Any]], repeat: int = 10, max_seconds: float = 10.,
+                 warmup: int = 3) -> Dict[str, float]:
+    """Median latency in ms of each callable, timed in alternation (one call of each per round, after ``warmup``
+    rounds: PyTorch's first calls at a new size are several times slower), so that a load change on a shared
+    machine hits every runtime alike."""
+    timings = time_interleaved(list(fns.values()), torch.device('cpu'), warmup=warmup, repeat=repeat,
+                               max_seconds=max_seconds, min_repeat=1)
+    return {name: timing.median * 1e3 for name, timing in zip(fns, timings)}
+
+
+def verify_onnx(model: nn.Module, path: str, shapes: Sequence[Sequence[int]], seed: int = 0,
+                inputs: Optional[Sequence[torch.Tensor]] = None, timing_repeat: int = 0,
+                max_seconds: float = 10.) -> List[SizeCheck]:
+    """Run the file in onnxruntime and the model in PyTorch on random inputs of each (B, C, H, W) in ``shapes``
+    (or on the given ``inputs``); with ``timing_repeat`` > 0 also both median latencies (``latencies_ms``)."""
+    net = model if isinstance(model, NetworkForward) else NetworkForward(model)
+    net.eval()
+    runtime = OnnxRuntimeModel(path)
+    gen = torch.Generator().manual_seed(seed)
+    batches = list(inputs) if inputs is not None else [torch.randn(*shape, generator=gen) for shape in shapes]
+    checks = []
+    with torch.no_grad():
+        for x in batches:
+            check = SizeCheck(tuple(x.shape), max_abs_diff(net(x), runtime(x)))
+            if timing_repeat:
+                times = latencies_ms(dict(pytorch=lambda: net(x), onnxruntime=lambda: runtime(x)), timing_repeat,
+                                     max_seconds)
+                check.pytorch_ms, check.other_ms = times['pytorch'], times['onnxruntime']
+            checks.append(check)
+    return checks
+
+
+def trace(model: nn.Module, example: torch.Tensor) -> torch.jit.ScriptModule:
+    """``torch.jit.trace`` of ``NetworkForward(model)`` (no gradients). The backbones' graphs hold for every input
+    size (see the module docstring), not only the traced one."""
+    net = model if isinstance(model, NetworkForward) else NetworkForward(model)
+    net.eval()
+    with torch.no_grad():
+        return torch.jit.trace(net, (example, ), check_trace=False)
+
+
+def verify_traced(model: nn.Module, traced: Callable, shapes: Sequence[Sequence[int]], seed: int = 0) -> List[SizeCheck]:
+    """Max absolute difference between ``traced`` (a traced or compiled module) and the eager model per size."""
+    net = model if isinstance(model, NetworkForward) else NetworkForward(model)
+    net.eval()
+    gen = torch.Generator().manual_seed(seed)
+    checks = []
+    with torch.no_grad():
+        for shape in shapes:
+            x = torch.randn(*shape, generator=gen)
+            checks.append(SizeCheck(tuple(shape), max_abs_diff(net(x), traced(x))))
+    return checks
+
+
+def graph_breaks(model: nn.Module, example: torch.Tensor) -> List[str]:
+    """The graph breaks ``torch.compile`` meets in ``model(example)``: one line per break, its reason and where in
+    the user code it happened (empty: the forward is one graph). Uses ``torch._dynamo.explain`` (no compilation)."""
+    import torch._dynamo
+    net = model if isinstance(model, NetworkForward) else NetworkForward(model)
+    net.eval()
+    torch._dynamo.reset()
+    with torch.no_grad():
+        explanation = torch._dynamo.explain(net)(example)
+    torch._dynamo.reset()
+    lines = []
+    for reason in explanation.break_reasons:
+        where = reason.user_stack[-1] if reason.user_stack else None
+        location = f' ({osp.relpath(where.filename)}:{where.lineno})' if where is not None else ''
+        lines.append(reason.reason.strip().splitlines()[0] + location)
+    return lines
+
+
+def compile_model(model: nn.Module, **compile_kwargs) -> Callable:
+    """``torch.compile`` (default: the inductor backend) of ``NetworkForward(model)`` in eval mode."""
+    net = model if isinstance(model, NetworkForward) else NetworkForward(model)
+    net.eval()
+    return torch.compile(net, **compile_kwargs)
+
+
+def compare_runtimes(model: nn.Module, inputs: torch.Tensor, runtimes: Sequence[str] = ('eager', 'compile', 'onnx'),
+                     onnx_path: Optional[str] = None, warmup: int = 2, repeat: int = 10, max_seconds: float = 10.,
+                     compile_kwargs: Optional[dict] = None) -> Dict[str, dict]:
+    """Latency of one input batch in several runtimes, each checked against eager PyTorch: the measurement behind
+    the deployment table and one a benchmark can call.
+
+    Args:
+        runtimes: any of ``'eager'`` (PyTorch, ``torch.no_grad``), ``'compile'`` (``torch.compile``, inductor; the
+            first call, which compiles, is timed apart), ``'jit'`` (``torch.jit.trace``), ``'onnx'``
+            (onnxruntime on CPU with as many threads as torch; exported to a temporary file unless ``onnx_path``
+            is given, which must then accept this input size).
+        warmup, repeat, max_seconds: as ``mmvit_ext.analysis.time_forward``.
+    Returns:
+        ``{runtime: dict(Timing.summary(batch), max_diff=..., [compile_s=...] [export_s=...])}``.
+    """
+    import tempfile
+    net = model if isinstance(model, NetworkForward) else NetworkForward(model)
+    net.eval()
+    batch = inputs.shape[0]
+    results = {}
+    with torch.no_grad():
+        reference = net(inputs)
+        for runtime in runtimes:
+            extra = {}
+            if runtime == 'eager':
+                fn = net
+            elif runtime == 'compile':
+                fn = compile_model(net, **(compile_kwargs or {}))
+                start = time.perf_counter()
+                fn(inputs)
+                extra['compile_s'] = time.perf_counter() - start
+            elif runtime == 'jit':
+                fn = trace(net, inputs)
+            elif runtime == 'onnx':
+                path, tmp = onnx_path, None
+                if path is None:
+                    tmp = tempfile.TemporaryDirectory()
+                    path = osp.join(tmp.name, 'model.onnx')
+                    start = time.perf_counter()
+                    export_onnx(net, inputs if batch > 1 else inputs.expand(2, -1, -1, -1), path)
+                    extra['export_s'] = time.perf_counter() - start
+                fn = OnnxRuntimeModel(path)
+                if tmp is not None:
+                    tmp.cleanup()  # the session holds the model in memory
+            else:
+                raise ValueError(f'unknown runtime "{runtime}": expected eager, compile, jit or onnx')
+            diff = 0. if runtime == 'eager' else max_abs_diff(reference, fn(inputs))
+            timing = time_forward(lambda: fn(inputs), inputs.device, warmup=warmup, repeat=repeat,
+                                  max_seconds=max_seconds)
+            results[runtime] = dict(timing.summary(batch), max_diff=diff, **extra)
+    return results
+
+
+# ------------------------------------------------------------------------------------------------ config models
+@dataclass
+class ConfigExport:
+    """An exported config model: the eval-mode OpenMMLab model, its scope, the example it was exported with."""
+    model: nn.Module
+    scope: str
+    example_shape: Tuple[int, ...]
+    output_names: List[str]
+    export_s: float
+
+
+def build_deploy_model(config: str, checkpoint: Optional[str] = None, cfg_options: Optional[dict] = None,
+                       trust_checkpoint: bool = False) -> Tuple[nn.Module, str]:
+    """The eval-mode model of a config file (its ``default_scope`` picks mmdet / mmseg / mmpretrain) and the scope.
+
+    Without a checkpoint the weights are the model's own random initialisation (pretrained ``init_cfg`` dropped).
+    A checkpoint loads strictly: any missing, unexpected or wrongly shaped key fails with the full list. It is read
+    with the safe loader unless ``trust_checkpoint``.
+    """
+    from .analysis import build_config_model
+    from .checkpoint import CheckpointMismatchError, load_checkpoint_file, trust_checkpoints
+    from .engine import load_config
+    from .engine.runner import checkpoint_mismatches
+    cfg = load_config(config, cfg_options)
+    model = build_config_model(cfg)
+    if checkpoint is not None:
+        if trust_checkpoint:
+            trust_checkpoints()
+        state = load_checkpoint_file(checkpoint)
+        state = state.get('state_dict', state) if isinstance(state, dict) else state
+        state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
+        problems = checkpoint_mismatches(model, state)
+        if problems:
+            raise CheckpointMismatchError('\n'.join([f'{checkpoint} does not fit the model of {config}:', *problems]))
+        model.load_state_dict(state, strict=True)
+    return model.eval(), cfg.get('default_scope')
+
+
+def config_batch(model: nn.Module, scope: str, shape: Sequence[int], batch: int = 1, image: Optional[str] = None,
+                 seed: int = 0) -> torch.Tensor:
+    """A (B, 3, H', W') batch through the model's own data preprocessor (normalised, padded as in testing): random
+    pixels, or ``batch`` copies of ``image`` resized to ``shape`` = (H, W)."""
+    from .analysis import config_inputs
+    if image is None:
+        return config_inputs(model, scope, shape, batch=batch, seed=seed)[0]
+    import mmcv
+    if not osp.isfile(image):
+        raise FileNotFoundError(f'image file not found: {image}')
+    pixels = mmcv.imresize(mmcv.imread(image), (shape[1], shape[0]))  # BGR, as the test pipelines load it
+    tensor = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))
+    with torch.no_grad():
+        data = model.data_preprocessor(dict(inputs=[tensor] * batch), False)
+    return data['inputs']
+
+
+def export_config(config: str, path: str, shape: Sequence[int], checkpoint: Optional[str] = None,
+                  dynamic: bool = False, opset: int = OPSET, batch: int = 1, cfg_options: Optional[dict] = None,
+                  trust_checkpoint: bool = False) -> ConfigExport:
+    """Build a config's model (``build_deploy_model``) and export its network forward at ``shape`` = (H, W);
+    ``dynamic`` exports with symbolic batch, height and width (from a batch of 2)."""
+    model, scope = build_deploy_model(config, checkpoint, cfg_options, trust_checkpoint)
+    example = config_batch(model, scope, shape, batch=max(batch, 2) if dynamic else batch)
+    net = NetworkForward(model)
+    names = output_names(net, example)
+    start = time.perf_counter()
+    export_onnx(net, example, path, dynamic=dynamic, opset=opset, names=names)
+    return ConfigExport(model, scope, tuple(example.shape), names, time.perf_counter() - start)
+
+
+def verify_config(exported: ConfigExport, path: str, shapes: Sequence[Sequence[int]], batch: int = 1,
+                  image: Optional[str] = None, repeat: int = 10, max_seconds: float = 10.) -> List[SizeCheck]:
+    """``verify_onnx`` of an exported config model on preprocessed batches of every (H, W) in ``shapes``, with
+    latencies (``latencies_ms``, up to ``repeat`` runs each)."""
+    inputs = [config_batch(exported.model, exported.scope, shape, batch=batch, image=image, seed=i)
+              for i, shape in enumerate(shapes)]
+    return verify_onnx(exported.model, path, [], inputs=inputs, timing_repeat=repeat, max_seconds=max_seconds)
+
+
+# ------------------------------------------------------------------------------------------------ backbone table
+def backbone_variants() -> Dict[str, Callable[[], nn.Module]]:
+    """Every backbone variant: ``{'LIT-tiny': build, ...}`` (the benchmark's list: every ``arch_zoo`` entry and the
+    LITv2 ``ws4`` detection variants), each built in eval mode with random weights."""
+    from .benchmark.models import mmvit_backbones
+    return {spec.name: spec.build for spec in mmvit_backbones()}
+
+
+@dataclass
+class BackboneReport:
+    """Deployment checks of one backbone: max differences per size and latencies (ms) at the first size."""
+    name: str
+    onnx: List[SizeCheck] = field(default_factory=list)
+    jit: List[SizeCheck] = field(default_factory=list)
+    compile: List[SizeCheck] = field(default_factory=list)
+    graph_breaks: List[str] = field(default_factory=list)
+    latency_ms: Dict[str, float] = field(default_factory=dict)
+    export_s: Optional[float] = None
+    compile_s: Optional[float] = None
+    error: Optional[str] = None
+
+
+DEFAULT_SIZES = ((1, 3, 224, 224), (1, 3, 97, 130), (2, 3, 320, 480))
+
+
+def check_backbone(name: str, model: nn.Module, onnx_dir: str, sizes: Sequence[Sequence[int]] = DEFAULT_SIZES,
+                   example_shape: Sequence[int] = (2, 3, 160, 192), checks: Sequence[str] = ('onnx', 'jit', 'compile'),
+                   timing_repeat: int = 5, max_seconds: float = 10.) -> BackboneReport:
+    """Deployment checks of one backbone, each against eager PyTorch at every size in ``sizes``:
+
+    - ``onnx``: one export with dynamic shapes (from a batch of ``example_shape``), run in onnxruntime;
+    - ``jit``: ``torch.jit.trace`` at ``example_shape``;
+    - ``compile``: the graph breaks, then ``torch.compile`` (inductor), which recompiles for new sizes.
+    Latencies: medians of up to ``timing_repeat`` interleaved runs per runtime at ``sizes[0]``.
+    """
+    report = BackboneReport(name)
+    model.eval()
+    net = NetworkForward(model)
+    gen = torch.Generator().manual_seed(0)
+    example = torch.randn(*example_shape, generator=gen)
+    first = torch.randn(*sizes[0], generator=gen)
+    runtimes = dict(pytorch=lambda: net(first))
+    if 'onnx' in checks:
+        path = osp.join(onnx_dir, f'{name}.onnx')
+        start = time.perf_counter()
+        export_onnx(net, example, path)
+        report.export_s = time.perf_counter() - start
+        report.onnx = verify_onnx(net, path, sizes)
+        runtimes['onnxruntime'] = OnnxRuntimeModel(path)
+    if 'jit' in checks:
+        runtimes['jit'] = trace(net, example)
+        report.jit = verify_traced(net, runtimes['jit'], sizes)
+    if 'compile' in checks:
+        report.graph_breaks = graph_breaks(net, first)
+        compiled = compile_model(net)
+        start = time.perf_counter()
+        with torch.no_grad():
+            compiled(first)
+        report.compile_s = time.perf_counter() - start
+        report.compile = verify_traced(net, compiled, sizes)
+        runtimes['compile'] = compiled
+    with torch.no_grad():
+        report.latency_ms = latencies_ms({k: (v if k == 'pytorch' else (lambda fn=v: fn(first)))
+                                          for k, v in runtimes.items()}, timing_repeat, max_seconds)
+    if 'compile' in checks:
+        torch._dynamo.reset()
+    return report

@@ -1,0 +1,73 @@
+"""Whole models export to ONNX and match onnxruntime: a RetinaNet through ``tools/deployment/pytorch2onnx.py``
+(backbone + FPN + head, raw head outputs) and a SegFormer segmentor (decode-head logits), both with dynamic shapes.
+
+The demo configs' narrow backbones keep it small. Measured on 2 shared cores: the RetinaNet tool run about 45 s
+(a subprocess: imports, export, verification), the SegFormer about 30 s, the argument checks under 1 s.
+"""
+import os.path as osp
+import re
+
+import pytest
+import torch
+
+from mmvit_ext import deploy
+
+DEMO = 'configs/demo'
+
+
+def test_pytorch2onnx_exports_and_verifies_a_retinanet(run_tool, repo_root, tmp_path):
+    import onnx
+    out = str(tmp_path / 'retinanet.onnx')
+    code, log = run_tool('deployment/pytorch2onnx.py', osp.join(repo_root, DEMO, 'retinanet_litv2-demo_fpn_12e_demo-scenes.py'),
+                         '--shape', '96', '128', '--dynamic', '--verify', '--verify-shape', '161', '97', '--repeat', '1',
+                         '--out', out)
+    assert code == 0, log[-3000:]
+    # Five FPN levels of classification scores and box deltas, named after the head's predict_by_feat arguments.
+    names = [f'cls_scores_{i}' for i in range(5)] + [f'bbox_preds_{i}' for i in range(5)]
+    assert f'outputs: {", ".join(names)}' in log
+    # Both sizes through mmdet's preprocessor (padded to multiples of 32), each within 1e-4, with both latencies.
+    checks = re.findall(r'image (\d+)x(\d+) -> input \((\d+), 3, (\d+), (\d+)\): max \|onnxruntime - pytorch\| = '
+                        r'(\S+); latency pytorch \S+ ms, onnxruntime \S+ ms', log)
+    assert [c[:5] for c in checks] == [('96', '128', '1', '96', '128'), ('161', '97', '1', '192', '128')], log
+    assert all(float(c[5]) < 1e-4 for c in checks), log
+    assert 'OK: outputs equal within 0.0001' in log
+    graph = onnx.load(out).graph
+    assert [o.name for o in graph.output] == names
+    assert [node.op_type for node in graph.node].count('DeformConv') == 3  # LITv2's token mergings
+
+
+def test_segformer_exports_with_dynamic_shapes(repo_root, tmp_path):
+    config = osp.join(repo_root, DEMO, 'segformer_lvt-demo_4xb4-1k_demo-scenes-256x256.py')
+    path = str(tmp_path / 'segformer.onnx')
+    exported = deploy.export_config(config, path, shape=(96, 128), dynamic=True)
+    assert exported.scope == 'mmseg' and exported.output_names == ['seg_logits']
+    checks = deploy.verify_config(exported, path, [(96, 128), (75, 141)], batch=1, repeat=1)
+    assert [c.shape for c in checks] == [(1, 3, 96, 128), (1, 3, 75, 141)]  # mmseg's test preprocessor pads nothing
+    for check in checks:
+        assert check.max_diff < 1e-4, check
+        assert check.pytorch_ms > 0 and check.other_ms > 0
+
+
+def test_a_checkpoint_of_another_model_is_refused_with_the_keys(repo_root, tmp_path):
+    config = osp.join(repo_root, DEMO, 'segformer_lvt-demo_4xb4-1k_demo-scenes-256x256.py')
+    model, _ = deploy.build_deploy_model(config)
+    state = model.state_dict()
+    state.pop('decode_head.conv_seg.weight')
+    torch.save(dict(state_dict=state), tmp_path / 'partial.pth')
+    with pytest.raises(Exception, match='missing keys: decode_head.conv_seg.weight'):
+        deploy.build_deploy_model(config, str(tmp_path / 'partial.pth'))
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--verify', '--verify-shape', '64', '64'], '--verify-shape needs --dynamic'),
+    (['--dynamic', '--verify-shape', '64', '64'], '--verify-shape needs --verify'),
+    (['--verify', '--image', 'no_such_image.png'], 'image file not found'),
+])
+def test_pytorch2onnx_refuses_inconsistent_arguments(args, message, repo_root):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('pytorch2onnx', osp.join(repo_root, 'tools/deployment/pytorch2onnx.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    config = osp.join(repo_root, DEMO, 'retinanet_litv2-demo_fpn_12e_demo-scenes.py')
+    with pytest.raises(SystemExit, match=message):
+        tool.main([config, '--shape', '64', '64', *args])
