@@ -140,3 +140,18 @@ def test_mmdet_own_test_tool_loads_our_checkpoint(trained, tmp_path):
                             capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     assert 'coco/bbox_mAP' in result.stdout + result.stderr
+
+
+def test_readme_inference_block_runs_on_a_trained_checkpoint(trained, tmp_path):
+    """README.md's "Inference in Python" block, with the tiny detector's config and checkpoint in place of the
+    demo's, draws its predictions on the photograph."""
+    with open(osp.join(REPO, 'README.md')) as f:
+        blocks = re.findall(r'^```python\n(# after `make demo`\n.*?)^```', f.read(), re.S | re.M)
+    assert len(blocks) == 1
+    config, checkpoint = trained['det']
+    code = re.sub(r"^config = '.*'$", f"config = '{config}'", blocks[0], flags=re.M)
+    code = re.sub(r"^checkpoint = '.*'$", f"checkpoint = '{checkpoint}'", code, flags=re.M)
+    assert code.count(config) == 1 and code.count(checkpoint) == 1
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=str(tmp_path))
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert (tmp_path / 'work_dirs' / 'inference' / 'vis' / 'grace_hopper.jpg').is_file()
