@@ -16,8 +16,10 @@ height and width are symbolic: the backbones compute padding, windows and resize
 size while a graph is recorded (``models/layers/utils.is_tracing``), so one file serves every input size, which
 ``verify_onnx`` checks by running it at several sizes.
 """
+import inspect
 import os
 import os.path as osp
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -26,12 +28,15 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .benchmark.timing import time_forward, time_interleaved
+from .benchmark.timing import time_interleaved
 
-__all__ = ['OPSET', 'NetworkForward', 'flatten_outputs', 'output_names', 'export_onnx', 'OnnxRuntimeModel',
-           'max_abs_diff', 'latencies_ms', 'SizeCheck', 'verify_onnx', 'trace', 'verify_traced', 'graph_breaks', 'compile_model',
-           'compare_runtimes', 'ConfigExport', 'build_deploy_model', 'config_batch', 'export_config', 'verify_config',
-           'backbone_variants', 'BackboneReport', 'check_backbone']
+__all__ = [
+    'OPSET', 'NetworkForward', 'flatten_outputs', 'output_names', 'export_onnx', 'OnnxRuntimeModel', 'max_abs_diff',
+    'latencies_ms', 'SizeCheck', 'verify_onnx', 'trace', 'verify_traced', 'graph_breaks', 'compile_model',
+    'compare_runtimes', 'ConfigExport', 'build_deploy_model', 'config_batch', 'export_config', 'verify_config',
+    'backbone_variants', 'BackboneReport', 'DEFAULT_SIZES', 'check_backbone', 'ModelReport', 'check_config',
+    'backbone_table', 'model_table'
+]
 
 OPSET = 19  # ONNX DeformConv (LIT, LITv2) needs opset 19; onnxruntime implements it on CPU
 
@@ -83,7 +88,6 @@ def output_names(model: nn.Module, example: torch.Tensor) -> List[str]:
     inner = net.model
     head = getattr(inner, 'bbox_head', None)
     if head is not None and isinstance(raw, (tuple, list)) and hasattr(head, 'predict_by_feat'):
-        import inspect
         params = [p for p in inspect.signature(head.predict_by_feat).parameters if p != 'self']
         names = []
         for i, group in enumerate(raw):
@@ -119,13 +123,33 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: str, dynamic: boo
     if dynamic:
         axis = torch.export.Dim.DYNAMIC
         dynamic_shapes = ({0: axis, 2: axis, 3: axis}, )
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     # Size-oblivious reasoning: no guards that a symbolic size differs from 1 (fewer spurious range limits on the
     # input size, and a faster export).
     with torch.fx.experimental._config.patch(backed_size_oblivious=True), torch.no_grad():
-        torch.onnx.export(net, (example, ), path, dynamo=True, opset_version=opset, dynamic_shapes=dynamic_shapes,
-                          input_names=[input_name], output_names=names, external_data=False, verbose=False)
+        program = torch.onnx.export(net, (example, ), None, dynamo=True, opset_version=opset,
+                                    dynamic_shapes=dynamic_shapes, input_names=[input_name], output_names=names,
+                                    verbose=False)
+    if dynamic:
+        _name_axes(program.model.graph, ('batch', None, 'height', 'width'))
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    program.save(path, external_data=False)
     return path
+
+
+def _name_axes(graph, names: Sequence[Optional[str]]):
+    """Rename the exporter's symbols of the input axes (``s0``, ``s77`` ...) to ``names`` in every shape of the
+    graph, so that the file reads ``batch``, ``height``, ``width`` and the outputs' sizes as expressions of them
+    (e.g. ``((height - 1)//32) + 1``)."""
+    import onnx_ir as ir
+    mapping = {dim.value: name for dim, name in zip(graph.inputs[0].shape, names)
+               if name is not None and isinstance(dim, ir.SymbolicDim) and dim.value}
+    if not mapping:
+        return
+    symbol = re.compile(r'\b(' + '|'.join(map(re.escape, mapping)) + r')\b')
+    for value in [*graph.inputs, *graph.outputs, *(out for node in graph.all_nodes() for out in node.outputs)]:
+        if value.shape is not None:
+            value.shape = ir.Shape([ir.SymbolicDim(symbol.sub(lambda m: mapping[m.group(1)], dim.value))
+                                    if isinstance(dim, ir.SymbolicDim) and dim.value else dim for dim in value.shape])
 
 
 class OnnxRuntimeModel:
@@ -223,7 +247,8 @@ def trace(model: nn.Module, example: torch.Tensor) -> torch.jit.ScriptModule:
         return torch.jit.trace(net, (example, ), check_trace=False)
 
 
-def verify_traced(model: nn.Module, traced: Callable, shapes: Sequence[Sequence[int]], seed: int = 0) -> List[SizeCheck]:
+def verify_traced(model: nn.Module, traced: Callable, shapes: Sequence[Sequence[int]],
+                  seed: int = 0) -> List[SizeCheck]:
     """Max absolute difference between ``traced`` (a traced or compiled module) and the eager model per size."""
     net = model if isinstance(model, NetworkForward) else NetworkForward(model)
     net.eval()
@@ -265,26 +290,30 @@ def compare_runtimes(model: nn.Module, inputs: torch.Tensor, runtimes: Sequence[
                      onnx_path: Optional[str] = None, warmup: int = 2, repeat: int = 10, max_seconds: float = 10.,
                      compile_kwargs: Optional[dict] = None) -> Dict[str, dict]:
     """Latency of one input batch in several runtimes, each checked against eager PyTorch: the measurement behind
-    the deployment table and one a benchmark can call.
+    the deployment table, for a benchmark to call (e.g. eager vs compiled at 224 batch 8 and at 800x1216).
 
     Args:
-        runtimes: any of ``'eager'`` (PyTorch, ``torch.no_grad``), ``'compile'`` (``torch.compile``, inductor; the
-            first call, which compiles, is timed apart), ``'jit'`` (``torch.jit.trace``), ``'onnx'``
-            (onnxruntime on CPU with as many threads as torch; exported to a temporary file unless ``onnx_path``
-            is given, which must then accept this input size).
-        warmup, repeat, max_seconds: as ``mmvit_ext.analysis.time_forward``.
+        runtimes: any of ``'eager'`` (PyTorch, ``torch.no_grad``), ``'compile'`` (``torch.compile``, inductor by
+            default; the first call, which compiles, is timed apart as ``compile_s``), ``'jit'``
+            (``torch.jit.trace``), ``'onnx'`` (onnxruntime on CPU with as many threads as torch; exported with
+            dynamic shapes to a temporary file, ``export_s``, unless ``onnx_path`` is given).
+        warmup, repeat, max_seconds: as ``mmvit_ext.benchmark.timing.time_interleaved``: the runtimes are timed in
+            alternation, so that a load change on a shared machine hits all of them alike.
     Returns:
-        ``{runtime: dict(Timing.summary(batch), max_diff=..., [compile_s=...] [export_s=...])}``.
+        ``{runtime: dict(latency_ms, latency_p25_ms, latency_p75_ms, runs, throughput, max_diff[, compile_s]
+        [, export_s])}`` (``Timing.summary`` with the batch size, plus the max absolute difference to eager).
     """
     import tempfile
+    unknown = [r for r in runtimes if r not in ('eager', 'compile', 'jit', 'onnx')]
+    if unknown:
+        raise ValueError(f'unknown runtime "{unknown[0]}": expected eager, compile, jit or onnx')
     net = model if isinstance(model, NetworkForward) else NetworkForward(model)
     net.eval()
-    batch = inputs.shape[0]
-    results = {}
+    fns, extras = {}, {}
     with torch.no_grad():
         reference = net(inputs)
         for runtime in runtimes:
-            extra = {}
+            extra = extras[runtime] = {}
             if runtime == 'eager':
                 fn = net
             elif runtime == 'compile':
@@ -294,24 +323,23 @@ def compare_runtimes(model: nn.Module, inputs: torch.Tensor, runtimes: Sequence[
                 extra['compile_s'] = time.perf_counter() - start
             elif runtime == 'jit':
                 fn = trace(net, inputs)
-            elif runtime == 'onnx':
-                path, tmp = onnx_path, None
+            else:  # onnx
+                path = onnx_path
                 if path is None:
-                    tmp = tempfile.TemporaryDirectory()
-                    path = osp.join(tmp.name, 'model.onnx')
-                    start = time.perf_counter()
-                    export_onnx(net, inputs if batch > 1 else inputs.expand(2, -1, -1, -1), path)
-                    extra['export_s'] = time.perf_counter() - start
-                fn = OnnxRuntimeModel(path)
-                if tmp is not None:
-                    tmp.cleanup()  # the session holds the model in memory
-            else:
-                raise ValueError(f'unknown runtime "{runtime}": expected eager, compile, jit or onnx')
-            diff = 0. if runtime == 'eager' else max_abs_diff(reference, fn(inputs))
-            timing = time_forward(lambda: fn(inputs), inputs.device, warmup=warmup, repeat=repeat,
-                                  max_seconds=max_seconds)
-            results[runtime] = dict(timing.summary(batch), max_diff=diff, **extra)
-    return results
+                    with tempfile.TemporaryDirectory() as tmp:
+                        path = osp.join(tmp, 'model.onnx')
+                        start = time.perf_counter()
+                        export_onnx(net, inputs if inputs.shape[0] > 1 else inputs.repeat(2, 1, 1, 1), path)
+                        extra['export_s'] = time.perf_counter() - start
+                        fn = OnnxRuntimeModel(path)  # the session keeps the model in memory
+                else:
+                    fn = OnnxRuntimeModel(path)
+            extra['max_diff'] = 0. if runtime == 'eager' else max_abs_diff(reference, fn(inputs))
+            fns[runtime] = fn
+        timings = time_interleaved([lambda fn=fn: fn(inputs) for fn in fns.values()], inputs.device, warmup=warmup,
+                                   repeat=repeat, max_seconds=max_seconds)
+    return {runtime: dict(timing.summary(inputs.shape[0]), **extras[runtime])
+            for runtime, timing in zip(fns, timings)}
 
 
 # ------------------------------------------------------------------------------------------------ config models
@@ -424,7 +452,7 @@ def check_backbone(name: str, model: nn.Module, onnx_dir: str, sizes: Sequence[S
 
     - ``onnx``: one export with dynamic shapes (from a batch of ``example_shape``), run in onnxruntime;
     - ``jit``: ``torch.jit.trace`` at ``example_shape``;
-    - ``compile``: the graph breaks, then ``torch.compile`` (inductor), which recompiles for new sizes.
+    - ``compile``: the graph breaks, then ``torch.compile`` (inductor) with dynamic shapes.
     Latencies: medians of up to ``timing_repeat`` interleaved runs per runtime at ``sizes[0]``.
     """
     report = BackboneReport(name)
@@ -446,7 +474,7 @@ def check_backbone(name: str, model: nn.Module, onnx_dir: str, sizes: Sequence[S
         report.jit = verify_traced(net, runtimes['jit'], sizes)
     if 'compile' in checks:
         report.graph_breaks = graph_breaks(net, first)
-        compiled = compile_model(net)
+        compiled = compile_model(net, dynamic=True)  # one compile for every size (else one per new size)
         start = time.perf_counter()
         with torch.no_grad():
             compiled(first)
@@ -459,3 +487,58 @@ def check_backbone(name: str, model: nn.Module, onnx_dir: str, sizes: Sequence[S
     if 'compile' in checks:
         torch._dynamo.reset()
     return report
+
+
+@dataclass
+class ModelReport:
+    """ONNX checks of one config's whole model: max differences and latencies (ms) per input size."""
+    config: str
+    scope: str
+    output_names: List[str]
+    checks: List[SizeCheck]
+    export_s: float
+
+
+def check_config(config: str, onnx_dir: str, shapes: Sequence[Sequence[int]], repeat: int = 3,
+                 max_seconds: float = 30.) -> ModelReport:
+    """Export a config's model once with dynamic shapes and check it in onnxruntime at every (H, W) in ``shapes``
+    (one image each, through the model's preprocessor), with interleaved latencies of both runtimes."""
+    path = osp.join(onnx_dir, osp.splitext(osp.basename(config))[0] + '.onnx')
+    exported = export_config(config, path, shape=shapes[0], dynamic=True)
+    checks = verify_config(exported, path, shapes, repeat=repeat, max_seconds=max_seconds)
+    return ModelReport(config, exported.scope, exported.output_names, checks, exported.export_s)
+
+
+def _diffs(checks: Sequence[SizeCheck]) -> str:
+    return ' / '.join(f'{c.max_diff:.1e}' for c in checks) if checks else '-'
+
+
+def backbone_table(reports: Sequence[BackboneReport], sizes: Sequence[Sequence[int]] = DEFAULT_SIZES) -> str:
+    """Markdown table of ``check_backbone`` reports: max differences against eager PyTorch at every size, graph
+    breaks, export / first-compile times and the latencies at the first size."""
+    size_names = ' / '.join(f'{s[2]}x{s[3]}' + (f' b{s[0]}' if s[0] > 1 else '') for s in sizes)
+    lines = [f'| variant | ONNX max diff ({size_names}) | jit.trace max diff | torch.compile max diff | graph breaks '
+             f'| export s | compile s | PyTorch ms | onnxruntime ms | jit ms | compiled ms |',
+             '|---|---|---|---|---|---|---|---|---|---|---|']
+    for r in reports:
+        if r.error:
+            lines.append(f'| {r.name} | failed: {r.error} |' + ' |' * 9)
+            continue
+        seconds = ['-' if t is None else f'{t:.0f}' for t in (r.export_s, r.compile_s)]
+        cells = [r.name, _diffs(r.onnx), _diffs(r.jit), _diffs(r.compile),
+                 str(len(r.graph_breaks)) if r.compile else '-', *seconds]
+        cells += [f'{r.latency_ms[k]:.1f}' if k in r.latency_ms else '-'
+                  for k in ('pytorch', 'onnxruntime', 'jit', 'compile')]
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
+def model_table(reports: Sequence[ModelReport]) -> str:
+    """Markdown table of ``check_config`` reports, one row per config and input size."""
+    lines = ['| config | input | outputs | max diff | PyTorch ms | onnxruntime ms | export s |',
+             '|---|---|---|---|---|---|---|']
+    for r in reports:
+        for check in r.checks:
+            lines.append(f'| {osp.basename(r.config)} | {check.shape[2]}x{check.shape[3]} | {len(r.output_names)} | '
+                         f'{check.max_diff:.1e} | {check.pytorch_ms:.0f} | {check.other_ms:.0f} | {r.export_s:.0f} |')
+    return '\n'.join(lines)

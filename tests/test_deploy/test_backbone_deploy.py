@@ -56,8 +56,8 @@ def test_onnx_export_with_dynamic_shapes_matches_pytorch_in_onnxruntime(family, 
     model = _build(family)
     path = deploy.export_onnx(model, torch.randn(*EXAMPLE), str(tmp_path / f'{family}.onnx'))
     graph = onnx.load(path).graph
-    dims = graph.input[0].type.tensor_type.shape.dim
-    assert [bool(d.dim_param) for d in dims] == [True, False, True, True]  # batch, height, width symbolic
+    assert [d.dim_param or d.dim_value for d in graph.input[0].type.tensor_type.shape.dim] == \
+        ['batch', 3, 'height', 'width']
     assert {node.domain for node in graph.node} <= {'', 'ai.onnx'}  # standard operators only: no custom-op library
     # LIT / LITv2: each deformable token merging is one standard DeformConv node.
     assert [node.op_type for node in graph.node].count('DeformConv') == (3 if family.startswith('LIT') else 0)
@@ -103,3 +103,16 @@ def test_torch_compile_inductor_matches_eager():
         assert check.max_diff < 1e-4, check
     finally:
         torch._dynamo.reset()
+
+
+def test_compare_runtimes_reports_latency_and_difference_per_runtime():
+    """The measurement a benchmark calls: every runtime timed on one batch and checked against eager."""
+    model = _build('LVT')
+    results = deploy.compare_runtimes(model, torch.randn(2, 3, 64, 64), runtimes=('eager', 'jit'), warmup=1,
+                                      repeat=2)
+    assert list(results) == ['eager', 'jit']
+    assert results['eager']['max_diff'] == 0 and results['jit']['max_diff'] < 1e-4
+    for result in results.values():
+        assert result['runs'] == 2 and result['latency_ms'] > 0 and result['throughput'] > 0
+    with pytest.raises(ValueError, match='unknown runtime "tensorrt"'):
+        deploy.compare_runtimes(model, torch.randn(1, 3, 64, 64), runtimes=('tensorrt', ))

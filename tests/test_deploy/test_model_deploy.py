@@ -18,9 +18,9 @@ DEMO = 'configs/demo'
 def test_pytorch2onnx_exports_and_verifies_a_retinanet(run_tool, repo_root, tmp_path):
     import onnx
     out = str(tmp_path / 'retinanet.onnx')
-    code, log = run_tool('deployment/pytorch2onnx.py', osp.join(repo_root, DEMO, 'retinanet_litv2-demo_fpn_12e_demo-scenes.py'),
-                         '--shape', '96', '128', '--dynamic', '--verify', '--verify-shape', '161', '97', '--repeat', '1',
-                         '--out', out)
+    config = osp.join(repo_root, DEMO, 'retinanet_litv2-demo_fpn_12e_demo-scenes.py')
+    code, log = run_tool('deployment/pytorch2onnx.py', config, '--shape', '96', '128', '--dynamic', '--verify',
+                         '--verify-shape', '161', '97', '--repeat', '1', '--out', out)
     assert code == 0, log[-3000:]
     # Five FPN levels of classification scores and box deltas, named after the head's predict_by_feat arguments.
     names = [f'cls_scores_{i}' for i in range(5)] + [f'bbox_preds_{i}' for i in range(5)]
@@ -65,7 +65,8 @@ def test_a_checkpoint_of_another_model_is_refused_with_the_keys(repo_root, tmp_p
 ])
 def test_pytorch2onnx_refuses_inconsistent_arguments(args, message, repo_root):
     import importlib.util
-    spec = importlib.util.spec_from_file_location('pytorch2onnx', osp.join(repo_root, 'tools/deployment/pytorch2onnx.py'))
+    tool_path = osp.join(repo_root, 'tools', 'deployment', 'pytorch2onnx.py')
+    spec = importlib.util.spec_from_file_location('pytorch2onnx', tool_path)
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
     config = osp.join(repo_root, DEMO, 'retinanet_litv2-demo_fpn_12e_demo-scenes.py')
