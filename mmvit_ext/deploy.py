@@ -33,7 +33,8 @@ from .benchmark.timing import time_interleaved
 __all__ = [
     'OPSET', 'NetworkForward', 'flatten_outputs', 'output_names', 'export_onnx', 'OnnxRuntimeModel', 'max_abs_diff',
     'latencies_ms', 'SizeCheck', 'verify_onnx', 'trace', 'verify_traced', 'graph_breaks', 'compile_model',
-    'compare_runtimes', 'ConfigExport', 'build_deploy_model', 'config_batch', 'export_config', 'verify_config',
+    'compare_runtimes', 'ConfigExport', 'build_deploy_model', 'config_batch', 'export_config', 'DetectionCheck',
+    'compare_detections', 'verify_config',
     'backbone_variants', 'BackboneReport', 'DEFAULT_SIZES', 'check_backbone', 'ModelReport', 'check_config',
     'backbone_table', 'model_table'
 ]
@@ -381,29 +382,33 @@ def build_deploy_model(config: str, checkpoint: Optional[str] = None, cfg_option
 
 
 def config_batch(model: nn.Module, scope: str, shape: Sequence[int], batch: int = 1, image: Optional[str] = None,
-                 seed: int = 0) -> torch.Tensor:
-    """A (B, 3, H', W') batch through the model's own data preprocessor (normalised, padded as in testing): random
-    pixels, or ``batch`` copies of ``image`` resized to ``shape`` = (H, W)."""
+                 seed: int = 0) -> Tuple[torch.Tensor, list]:
+    """``(inputs, data_samples)``: a (B, 3, H', W') batch through the model's own data preprocessor (normalised,
+    padded as in testing) with its samples' metainfo; random pixels, or ``batch`` copies of ``image`` resized to
+    ``shape`` = (H, W)."""
     from .analysis import config_inputs
+    inputs, samples = config_inputs(model, scope, shape, batch=batch, seed=seed)
     if image is None:
-        return config_inputs(model, scope, shape, batch=batch, seed=seed)[0]
+        return inputs, samples
     import mmcv
     if not osp.isfile(image):
         raise FileNotFoundError(f'image file not found: {image}')
     pixels = mmcv.imresize(mmcv.imread(image), (shape[1], shape[0]))  # BGR, as the test pipelines load it
     tensor = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))
     with torch.no_grad():
-        data = model.data_preprocessor(dict(inputs=[tensor] * batch), False)
-    return data['inputs']
+        data = model.data_preprocessor(dict(inputs=[tensor] * batch, data_samples=samples), False)
+    return data['inputs'], data['data_samples']
 
 
 def export_config(config: str, path: str, shape: Sequence[int], checkpoint: Optional[str] = None,
                   dynamic: bool = False, opset: int = OPSET, batch: int = 1, cfg_options: Optional[dict] = None,
-                  trust_checkpoint: bool = False) -> ConfigExport:
-    """Build a config's model (``build_deploy_model``) and export its network forward at ``shape`` = (H, W);
-    ``dynamic`` exports with symbolic batch, height and width (from a batch of 2)."""
+                  trust_checkpoint: bool = False, seed: int = 0) -> ConfigExport:
+    """Build a config's model (``build_deploy_model``; random weights from ``seed`` without a checkpoint) and export
+    its network forward at ``shape`` = (H, W); ``dynamic`` exports with symbolic batch, height and width (from a
+    batch of 2)."""
+    torch.manual_seed(seed)
     model, scope = build_deploy_model(config, checkpoint, cfg_options, trust_checkpoint)
-    example = config_batch(model, scope, shape, batch=max(batch, 2) if dynamic else batch)
+    example, _ = config_batch(model, scope, shape, batch=max(batch, 2) if dynamic else batch)
     net = NetworkForward(model)
     names = output_names(net, example)
     start = time.perf_counter()
@@ -411,13 +416,57 @@ def export_config(config: str, path: str, shape: Sequence[int], checkpoint: Opti
     return ConfigExport(model, scope, tuple(example.shape), names, time.perf_counter() - start)
 
 
+@dataclass
+class DetectionCheck:
+    """mmdet's post-processing of onnxruntime's head outputs against the same post-processing of PyTorch's."""
+    num_onnx: int
+    num_pytorch: int
+    same_labels: bool
+    max_box_diff: Optional[float]
+    max_score_diff: Optional[float]
+
+
+def _grouped(names: Sequence[str], outputs: Sequence[torch.Tensor]) -> List[List[torch.Tensor]]:
+    """Flat outputs named ``<group>_<level>`` back into the head's per-group lists."""
+    groups: Dict[str, List[torch.Tensor]] = {}
+    for name, out in zip(names, outputs):
+        groups.setdefault(re.sub(r'_\d+$', '', name), []).append(out)
+    return list(groups.values())
+
+
+def compare_detections(exported: ConfigExport, onnx_outputs: Sequence[torch.Tensor], data_samples: list,
+                       inputs: torch.Tensor) -> DetectionCheck:
+    """Run the detector head's ``predict_by_feat`` (anchors, box decoding, score threshold, NMS: the part that
+    stays in PyTorch) on onnxruntime's outputs and on PyTorch's for ``inputs``, and compare the detections."""
+    head = exported.model.bbox_head
+    metas = [sample.metainfo for sample in data_samples]
+    with torch.no_grad():
+        reference = NetworkForward(exported.model)(inputs)
+        results = [head.predict_by_feat(*_grouped(exported.output_names, outs), batch_img_metas=metas, rescale=True)
+                   for outs in (onnx_outputs, reference)]
+    ours, theirs = (torch.cat([r.labels for r in res]) for res in results)
+    same = ours.shape == theirs.shape and bool((ours == theirs).all())
+    box_diff = score_diff = None
+    if same and ours.numel():
+        box_diff = max((a.bboxes - b.bboxes).abs().max().item() for a, b in zip(*results) if len(a))
+        score_diff = max((a.scores - b.scores).abs().max().item() for a, b in zip(*results) if len(a))
+    return DetectionCheck(len(ours), len(theirs), same, box_diff, score_diff)
+
+
 def verify_config(exported: ConfigExport, path: str, shapes: Sequence[Sequence[int]], batch: int = 1,
-                  image: Optional[str] = None, repeat: int = 10, max_seconds: float = 10.) -> List[SizeCheck]:
+                  image: Optional[str] = None, repeat: int = 10,
+                  max_seconds: float = 10.) -> List[Tuple[SizeCheck, Optional[DetectionCheck]]]:
     """``verify_onnx`` of an exported config model on preprocessed batches of every (H, W) in ``shapes``, with
-    latencies (``latencies_ms``, up to ``repeat`` runs each)."""
-    inputs = [config_batch(exported.model, exported.scope, shape, batch=batch, image=image, seed=i)
-              for i, shape in enumerate(shapes)]
-    return verify_onnx(exported.model, path, [], inputs=inputs, timing_repeat=repeat, max_seconds=max_seconds)
+    latencies (``latencies_ms``, up to ``repeat`` runs each); for an mmdet detector also ``compare_detections``.
+    Returns ``(SizeCheck, DetectionCheck or None)`` per size."""
+    batches = [config_batch(exported.model, exported.scope, shape, batch=batch, image=image, seed=i)
+               for i, shape in enumerate(shapes)]
+    checks = verify_onnx(exported.model, path, [], inputs=[inputs for inputs, _ in batches], timing_repeat=repeat,
+                         max_seconds=max_seconds)
+    detector = exported.scope == 'mmdet' and hasattr(getattr(exported.model, 'bbox_head', None), 'predict_by_feat')
+    runtime = OnnxRuntimeModel(path) if detector else None
+    return [(check, compare_detections(exported, runtime(inputs), samples, inputs) if detector else None)
+            for check, (inputs, samples) in zip(checks, batches)]
 
 
 # ------------------------------------------------------------------------------------------------ backbone table
@@ -505,7 +554,7 @@ def check_config(config: str, onnx_dir: str, shapes: Sequence[Sequence[int]], re
     (one image each, through the model's preprocessor), with interleaved latencies of both runtimes."""
     path = osp.join(onnx_dir, osp.splitext(osp.basename(config))[0] + '.onnx')
     exported = export_config(config, path, shape=shapes[0], dynamic=True)
-    checks = verify_config(exported, path, shapes, repeat=repeat, max_seconds=max_seconds)
+    checks = [check for check, _ in verify_config(exported, path, shapes, repeat=repeat, max_seconds=max_seconds)]
     return ModelReport(config, exported.scope, exported.output_names, checks, exported.export_s)
 
 

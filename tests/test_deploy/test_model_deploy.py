@@ -20,7 +20,9 @@ def test_pytorch2onnx_exports_and_verifies_a_retinanet(run_tool, repo_root, tmp_
     out = str(tmp_path / 'retinanet.onnx')
     config = osp.join(repo_root, DEMO, 'retinanet_litv2-demo_fpn_12e_demo-scenes.py')
     code, log = run_tool('deployment/pytorch2onnx.py', config, '--shape', '96', '128', '--dynamic', '--verify',
-                         '--verify-shape', '161', '97', '--repeat', '1', '--out', out)
+                         '--verify-shape', '161', '97', '--repeat', '1', '--out', out,
+                         # every anchor's box reaches NMS (random weights score below the default threshold)
+                         '--cfg-options', 'model.test_cfg.score_thr=0')
     assert code == 0, log[-3000:]
     # Five FPN levels of classification scores and box deltas, named after the head's predict_by_feat arguments.
     names = [f'cls_scores_{i}' for i in range(5)] + [f'bbox_preds_{i}' for i in range(5)]
@@ -30,6 +32,11 @@ def test_pytorch2onnx_exports_and_verifies_a_retinanet(run_tool, repo_root, tmp_
                         r'(\S+); latency pytorch \S+ ms, onnxruntime \S+ ms', log)
     assert [c[:5] for c in checks] == [('96', '128', '1', '96', '128'), ('161', '97', '1', '192', '128')], log
     assert all(float(c[5]) < 1e-4 for c in checks), log
+    # mmdet's post-processing of onnxruntime's outputs gives PyTorch's detections (100 per image after NMS).
+    detections = re.findall(r'(\d+) detections from onnxruntime\'s, (\d+) from PyTorch\'s; same labels, max box '
+                            r'difference (\S+) px, max score difference (\S+)', log)
+    assert len(detections) == 2 and all(d[:2] == ('100', '100') for d in detections), log
+    assert all(float(d[2]) < 1e-2 and float(d[3]) < 1e-4 for d in detections), log
     assert 'OK: outputs equal within 0.0001' in log
     graph = onnx.load(out).graph
     assert [o.name for o in graph.output] == names
@@ -41,7 +48,9 @@ def test_segformer_exports_with_dynamic_shapes(repo_root, tmp_path):
     path = str(tmp_path / 'segformer.onnx')
     exported = deploy.export_config(config, path, shape=(96, 128), dynamic=True)
     assert exported.scope == 'mmseg' and exported.output_names == ['seg_logits']
-    checks = deploy.verify_config(exported, path, [(96, 128), (75, 141)], batch=1, repeat=1)
+    results = deploy.verify_config(exported, path, [(96, 128), (75, 141)], batch=1, repeat=1)
+    assert [detections for _, detections in results] == [None, None]
+    checks = [check for check, _ in results]
     assert [c.shape for c in checks] == [(1, 3, 96, 128), (1, 3, 75, 141)]  # mmseg's test preprocessor pads nothing
     for check in checks:
         assert check.max_diff < 1e-4, check

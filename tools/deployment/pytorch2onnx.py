@@ -5,8 +5,9 @@
 What is exported is the network up to its raw outputs (``mmvit_ext.deploy.NetworkForward``): a detector's head
 outputs before box decoding and NMS, a segmentor's decode-head logits, a classifier's logits. ``--verify`` runs the
 file in onnxruntime and the model in PyTorch on the same input (a random image, or ``--image``) through the model's
-own data preprocessor, prints the max absolute difference and both runtimes' median latencies, and exits with
-status 1 when the difference exceeds ``--atol``.
+own data preprocessor, prints the max absolute difference and both runtimes' median latencies (and, for a detector,
+compares mmdet's post-processing of both outputs: the part that stays in PyTorch), and exits with status 1 when the
+difference exceeds ``--atol`` or the detections differ.
 """
 import argparse
 import os.path as osp
@@ -66,15 +67,23 @@ def main(argv=None) -> int:
           f'{tuple(result.example_shape)}, outputs: {", ".join(result.output_names)})')
     if not args.verify:
         return 0
-    worst = 0.
+    worst, same_detections = 0., True
     checks = deploy.verify_config(result, out, shapes, batch=args.batch, image=args.image, repeat=args.repeat)
-    for (height, width), check in zip(shapes, checks):
+    for (height, width), (check, detections) in zip(shapes, checks):
         worst = max(worst, check.max_diff)
         print(f'image {height}x{width} -> input {check.shape}: max |onnxruntime - pytorch| = {check.max_diff:.3g}; '
               f'latency pytorch {check.pytorch_ms:.1f} ms, onnxruntime {check.other_ms:.1f} ms (medians of up to '
               f'{args.repeat} interleaved runs, {torch.get_num_threads()} threads)')
-    if worst > args.atol:
-        print(f'FAILED: the difference {worst:.3g} exceeds --atol {args.atol:g}')
+        if detections is not None:
+            same_detections &= detections.same_labels
+            same = (f'same labels, max box difference {detections.max_box_diff:.3g} px, max score difference '
+                    f'{detections.max_score_diff:.3g}' if detections.same_labels and detections.num_onnx else
+                    'same labels' if detections.same_labels else 'DIFFERENT labels')
+            print(f'  mmdet post-processing (kept in PyTorch) of both outputs: {detections.num_onnx} detections from '
+                  f'onnxruntime\'s, {detections.num_pytorch} from PyTorch\'s; {same}')
+    if worst > args.atol or not same_detections:
+        print(f'FAILED: the difference {worst:.3g} exceeds --atol {args.atol:g}' if worst > args.atol else
+              'FAILED: the post-processed detections differ')
         return 1
     print(f'OK: outputs equal within {args.atol:g}')
     return 0
