@@ -103,3 +103,15 @@ def run_config_smoke(config_path: str, image_size: Tuple[int, int] = (128, 160),
         assert any(n.startswith('backbone.') for n in changed), \
             f'{config_path}: the step did not update the backbone'
         return log_vars
+
+
+def repoint_demo_data(node, root: str):
+    """A copy of a config subtree with the demo data folder ``data/demo`` replaced by ``root`` in every string
+    (to run the shipped demo configs on a small generated set)."""
+    if isinstance(node, dict):
+        return {k: repoint_demo_data(v, root) for k, v in node.items()}
+    if isinstance(node, (list, tuple)):
+        return type(node)(repoint_demo_data(v, root) for v in node)
+    if isinstance(node, str) and node.startswith('data/demo'):
+        return root + node[len('data/demo'):]
+    return node

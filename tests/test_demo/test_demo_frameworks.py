@@ -19,7 +19,7 @@ from mmengine.logging import MMLogger
 from mmengine.runner import Runner
 
 from mmvit_ext.datasets import SceneConfig, generate_demo_dataset
-from mmvit_ext.testing import run_config_smoke
+from mmvit_ext.testing import repoint_demo_data, run_config_smoke
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = {
@@ -51,23 +51,12 @@ def tiny_root(tmp_path_factory):
     return root
 
 
-def _repoint(node, root):
-    """Replace the default data folder ``data/demo`` in every string of a config subtree."""
-    if isinstance(node, dict):
-        return {k: _repoint(v, root) for k, v in node.items()}
-    if isinstance(node, (list, tuple)):
-        return type(node)(_repoint(v, root) for v in node)
-    if isinstance(node, str) and node.startswith('data/demo'):
-        return root + node[len('data/demo'):]
-    return node
-
-
 def tiny_config(name, root, work_dir, iters=4):
     """The demo config of framework ``name`` on the tiny set: ``iters`` iterations, batch 2, no worker processes,
     a checkpoint at the end, images at 128 px, everything scored (untrained models score low)."""
     cfg = Config.fromfile(osp.join(REPO, 'configs', 'demo', CONFIGS[name]))
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader', 'val_evaluator', 'test_evaluator'):
-        cfg[key] = _repoint(cfg[key].to_dict() if hasattr(cfg[key], 'to_dict') else cfg[key], root)
+        cfg[key] = repoint_demo_data(cfg[key].to_dict() if hasattr(cfg[key], 'to_dict') else cfg[key], root)
         if key.endswith('dataloader'):
             cfg[key].update(batch_size=2, num_workers=0, persistent_workers=False)
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):

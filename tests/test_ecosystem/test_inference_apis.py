@@ -19,6 +19,7 @@ import pytest
 from mmengine.config import Config
 
 from mmvit_ext.datasets import SceneConfig, generate_demo_dataset
+from mmvit_ext.testing import repoint_demo_data
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = dict(det='retinanet_litv2-demo_fpn_12e_demo-scenes.py', seg='fpn_litv2-demo_4xb4-1k_demo-scenes-256x256.py',
@@ -26,21 +27,11 @@ CONFIGS = dict(det='retinanet_litv2-demo_fpn_12e_demo-scenes.py', seg='fpn_litv2
 IMG = 96
 
 
-def _repoint(node, root):
-    if isinstance(node, dict):
-        return {k: _repoint(v, root) for k, v in node.items()}
-    if isinstance(node, (list, tuple)):
-        return type(node)(_repoint(v, root) for v in node)
-    if isinstance(node, str) and node.startswith('data/demo'):
-        return root + node[len('data/demo'):]
-    return node
-
-
 def tiny_config(name, data_root, work_dir) -> Config:
     """The shipped demo config on the tiny set: 2 iterations of batch 2 at 96 px, one checkpoint at the end."""
     cfg = Config.fromfile(osp.join(REPO, 'configs', 'demo', CONFIGS[name]))
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader', 'val_evaluator', 'test_evaluator'):
-        cfg[key] = _repoint(cfg[key].to_dict() if hasattr(cfg[key], 'to_dict') else cfg[key], data_root)
+        cfg[key] = repoint_demo_data(cfg[key].to_dict() if hasattr(cfg[key], 'to_dict') else cfg[key], data_root)
         if key.endswith('dataloader'):
             cfg[key].update(batch_size=2, num_workers=0, persistent_workers=False)
             for step in cfg[key]['dataset']['pipeline']:
