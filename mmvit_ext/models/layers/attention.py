@@ -175,6 +175,13 @@ class GridRelativePositionBias(nn.Module):
     def forward(self, hw: Optional[GridSize] = None) -> torch.Tensor:
         h, w = self.grid_size if hw is None else _pair(hw)
         table = self.resized_table((h, w))  # (heads, (2h-1)(2w-1))
+        if is_tracing():
+            # One gather per axis, then the (i_p, j_p, i_q, j_q) order: twice the eager cost of the flat gather
+            # below, but inductor's kernel for the flat one divides every element's index by the symbolic width
+            # (about 150x slower than this under torch.compile with dynamic shapes at a 25x38 map).
+            rows = table.view(self.num_heads, 2 * h - 1, 2 * w - 1)[:, relative_offsets(h, table.device)]
+            pairs = rows[..., relative_offsets(w, table.device)]  # (heads, i_p, i_q, j_p, j_q)
+            return pairs.permute(0, 1, 3, 2, 4).reshape(self.num_heads, h * w, h * w)
         # Swin's flat index of every pair, (i_p - i_q + h - 1) * (2w - 1) + j_p - j_q + w - 1, from the cached
         # per-axis offsets; one broadcast add, so no (N*N,) index is kept alive (141 MB for a 50x84 detection map).
         index = (relative_offsets(h, table.device)[:, None, :, None] * (2 * w - 1)
