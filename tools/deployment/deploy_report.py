@@ -4,6 +4,7 @@
     python tools/deployment/deploy_report.py --all [--out work_dirs/deploy/report.md]
     python tools/deployment/deploy_report.py --models 'LITv2-*' --checks onnx jit
     python tools/deployment/deploy_report.py --configs configs/lvt/retinanet_lvt_fpn_1x_coco.py --config-shape 800 1216
+    python tools/deployment/deploy_report.py --from-json work_dirs/deploy/*.jsonl   # tables of saved results
 
 Per backbone variant (random weights; ``mmvit_ext.deploy.check_backbone``): one ONNX file exported with dynamic
 batch, height and width from a 2x3x160x192 batch, run in onnxruntime at 1x3x224x224, 1x3x97x130 and 2x3x320x480;
@@ -50,9 +51,11 @@ def parse_args(argv=None):
     parser.add_argument('--onnx-dir', default=None, help='where the .onnx files go (default: a temporary folder)')
     parser.add_argument('--out', default=None, help='also write the Markdown report to this file')
     parser.add_argument('--json', default=None, help='also write the raw results (JSON lines, one per row)')
+    parser.add_argument('--from-json', nargs='+', default=None, metavar='FILE',
+                        help='only render the tables of results saved with --json (later rows of a name win)')
     args = parser.parse_args(argv)
-    if not (args.all or args.models or args.configs):
-        parser.error('nothing to check: give --all, --models or --configs')
+    if not (args.all or args.models or args.configs or args.from_json):
+        parser.error('nothing to check: give --all, --models, --configs or --from-json')
     return args
 
 
@@ -62,8 +65,38 @@ def _record(path, kind, report):
             f.write(json.dumps(dict(kind=kind, **asdict(report))) + '\n')
 
 
+def render(files) -> str:
+    """The Markdown tables of saved JSON lines; a later row of the same variant or config replaces an earlier one."""
+    from mmvit_ext import deploy
+    rows = {}
+    for path in files:
+        with open(path) as f:
+            for line in f:
+                row = json.loads(line)
+                rows[(row['kind'], row.get('name') or row.get('config'))] = row
+    backbones, models = [], []
+    for (kind, _), row in rows.items():
+        row.pop('kind')
+        if kind == 'backbone':
+            for key in ('onnx', 'jit', 'compile'):
+                row[key] = [deploy.SizeCheck(**c) for c in row[key]]
+            backbones.append(deploy.BackboneReport(**row))
+        else:
+            row['checks'] = [deploy.SizeCheck(**c) for c in row['checks']]
+            models.append(deploy.ModelReport(**row))
+    sections = []
+    if backbones:
+        sections.append('## Backbones\n\n' + deploy.backbone_table(backbones))
+    if models:
+        sections.append('## Whole models\n\n' + deploy.model_table(models))
+    return '\n\n'.join(sections) + '\n'
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.from_json:
+        print(render(args.from_json))
+        return 0
     from mmvit_ext import deploy
     if args.threads:
         torch.set_num_threads(args.threads)
