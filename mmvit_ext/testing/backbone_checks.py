@@ -27,16 +27,21 @@ def check_output_shapes(model: nn.Module, x: torch.Tensor, expected: Sequence[Tu
         assert torch.isfinite(o).all(), 'non-finite values in the output'
 
 
-def check_batch_independence(model: nn.Module, x: torch.Tensor, atol: float = 1e-5):
-    """Sample i of a batch gives the same features as sample i run alone (eval mode)."""
+def check_batch_independence(model: nn.Module, x: torch.Tensor, rtol: float = 1e-5):
+    """Sample i of a batch gives the same features as sample i run alone (eval mode).
+
+    The tolerance is relative to the level's largest feature (at least 1): fp32 round-off of batched and single
+    kernels grows with the magnitude, while samples mixed by a bug differ by O(feature) values.
+    """
     model.eval()
     with torch.no_grad():
         batched = _features(model, x)
         for i in range(x.shape[0]):
             alone = _features(model, x[i:i + 1])
             for level, (b, a) in enumerate(zip(batched, alone)):
+                tol = rtol * max(1.0, b.abs().max().item())
                 err = (b[i:i + 1] - a).abs().max().item()
-                assert err <= atol, f'sample {i}, level {level}: batched vs alone differ by {err:.3g} > {atol}'
+                assert err <= tol, f'sample {i}, level {level}: batched vs alone differ by {err:.3g} > {tol:.3g}'
 
 
 def check_gradients_reach_all(model: nn.Module, x: torch.Tensor, exempt: Iterable[str] = ()):
