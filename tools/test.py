@@ -10,8 +10,8 @@ warnings.filterwarnings('ignore', message='pkg_resources is deprecated as an API
 from mmengine.config import DictAction
 
 import mmvit_ext  # noqa: F401  (registers our models even for configs without custom_imports)
-from mmvit_ext.engine import (adapt_launcher_to_device, add_checkpoint_args, build_runner, explain_errors,
-                              install_checkpoint_loader, load_config, work_dir_for)
+from mmvit_ext.engine import (adapt_launcher_to_device, add_checkpoint_args, build_runner, distributed_teardown,
+                              explain_errors, install_checkpoint_loader, load_config, work_dir_for)
 from mmvit_ext.model_checks import check_model, config_errors_as_exit
 from mmvit_ext.quiet import drop_checkpoint_backend_lines
 
@@ -111,7 +111,7 @@ def build_cfg(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    with explain_errors(args.config), config_errors_as_exit(args.config):
+    with explain_errors(args.config), config_errors_as_exit(args.config), distributed_teardown():
         cfg = build_cfg(args)
         install_checkpoint_loader(trust=args.trust_checkpoint)
         drop_checkpoint_backend_lines()

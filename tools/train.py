@@ -12,8 +12,9 @@ from mmengine.config import Config, DictAction
 from mmengine.device import is_cuda_available, is_mlu_available, is_musa_available, is_npu_available
 
 import mmvit_ext  # noqa: F401  (registers our models even for configs without custom_imports)
-from mmvit_ext.engine import (adapt_launcher_to_device, add_checkpoint_args, build_runner, explain_errors,
-                              install_checkpoint_loader, load_config, use_atomic_checkpoints, work_dir_for)
+from mmvit_ext.engine import (adapt_launcher_to_device, add_checkpoint_args, build_runner, distributed_teardown,
+                              explain_errors, install_checkpoint_loader, load_config, use_atomic_checkpoints,
+                              work_dir_for)
 from mmvit_ext.model_checks import check_config_keys, check_model, config_errors_as_exit
 from mmvit_ext.quiet import drop_checkpoint_backend_lines
 
@@ -72,7 +73,7 @@ def build_cfg(args) -> Config:
 
 def main(argv=None):
     args = parse_args(argv)
-    with explain_errors(args.config), config_errors_as_exit(args.config):
+    with explain_errors(args.config), config_errors_as_exit(args.config), distributed_teardown():
         cfg = build_cfg(args)
         install_checkpoint_loader(trust=args.trust_checkpoint)
         drop_checkpoint_backend_lines()

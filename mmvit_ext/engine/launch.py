@@ -11,6 +11,7 @@ from ..checkpoint import CheckpointMismatchError, NotACheckpointError, UnsafeChe
 from ..checkpoint.safety import TRUST_ENV, CheckpointNotFoundError
 from .runner import ResumeError
 
+
 def adapt_launcher_to_device(cfg: Config):
     """Distributed runs without CUDA: gloo instead of nccl, and DDP without device ids (CPU modules).
 
@@ -26,6 +27,17 @@ def adapt_launcher_to_device(cfg: Config):
     cfg.model_wrapper_cfg = wrapper
     if launcher == 'pytorch' and not torch.distributed.is_initialized():
         torch.distributed.init_process_group(backend='gloo')
+
+
+@contextlib.contextmanager
+def distributed_teardown():
+    """Ends the process group when the run ends: left to the interpreter's exit, gloo's threads can outlive it and
+    abort the process (``terminate called without an active exception``) after a run that succeeded."""
+    try:
+        yield
+    finally:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
 
 
 def work_dir_for(cfg: Config, config_path: str, cli_work_dir: Optional[str]) -> str:
