@@ -36,7 +36,7 @@ __all__ = [
     'compare_runtimes', 'ConfigExport', 'build_deploy_model', 'config_batch', 'export_config', 'DetectionCheck',
     'compare_detections', 'verify_config',
     'backbone_variants', 'BackboneReport', 'DEFAULT_SIZES', 'check_backbone', 'ModelReport', 'check_config',
-    'backbone_table', 'model_table'
+    'backbone_table', 'model_table', 'BENCHMARK_MODELS', 'BENCHMARK_INPUTS', 'benchmark_deployment'
 ]
 
 OPSET = 19  # ONNX DeformConv (LIT, LITv2) needs opset 19; onnxruntime implements it on CPU
@@ -591,3 +591,41 @@ def model_table(reports: Sequence[ModelReport]) -> str:
             lines.append(f'| {osp.basename(r.config)} | {check.shape[2]}x{check.shape[3]} | {len(r.output_names)} | '
                          f'{check.max_diff:.1e} | {check.pytorch_ms:.0f} | {check.other_ms:.0f} | {r.export_s:.0f} |')
     return '\n'.join(lines)
+
+
+# ------------------------------------------------------------------------------------------------ benchmark rows
+# The benchmark's deployment section: one backbone per family, at the classification and the detection setting.
+BENCHMARK_MODELS = ('LIT-small', 'LITv2-small', 'LightViT-tiny', 'LVT-mobile')
+BENCHMARK_INPUTS = (('cls', (8, 3, 224, 224)), ('det', (1, 3, 800, 1216)))
+QUICK_INPUTS = (('quick', (2, 3, 64, 96)), )
+
+
+def benchmark_deployment(specs: Sequence[Any], opts: Any, quick: bool = False) -> List[dict]:
+    """Rows of ``docs/benchmark.md``'s deployment section: eager PyTorch, ``torch.compile`` (inductor),
+    ``torch.jit.trace`` and onnxruntime (CPU only) timed in alternation on one batch (``compare_runtimes``) for each
+    backbone of ``specs`` (``benchmark.models.ModelSpec``), at 224x224 batch 8 and 800x1216 batch 1 (``quick``: the
+    first backbone at 64x96 batch 2).
+
+    Each row: ``{runtime}_ms`` (median latency), ``{runtime}_speedup`` (eager / runtime), the max absolute difference
+    to eager over the runtimes, and the first compile's and the export's seconds.
+    """
+    runtimes = ('eager', 'compile', 'jit') + (('onnx', ) if opts.device.type == 'cpu' else ())
+    rows = []
+    for spec in specs[:1] if quick else specs:
+        for setting, shape in QUICK_INPUTS if quick else BENCHMARK_INPUTS:
+            inputs = torch.randn(*shape, generator=torch.Generator().manual_seed(0)).to(opts.device)
+            model = spec.build().to(opts.device)
+            results = compare_runtimes(model, inputs, runtimes, warmup=opts.warmup, repeat=opts.repeat,
+                                       max_seconds=opts.max_seconds)
+            torch._dynamo.reset()
+            eager_ms = results['eager']['latency_ms']
+            row = dict(mode='deployment', model=spec.name, setting=setting, input='x'.join(map(str, shape)),
+                       eager_ms=eager_ms)
+            for runtime in runtimes[1:]:
+                row[f'{runtime}_ms'] = results[runtime]['latency_ms']
+                row[f'{runtime}_speedup'] = eager_ms / results[runtime]['latency_ms']
+            row['max_diff'] = max(r['max_diff'] for r in results.values())
+            row['compile_s'] = results['compile']['compile_s']
+            row['export_s'] = results['onnx']['export_s'] if 'onnx' in results else None
+            rows.append(row)
+    return rows

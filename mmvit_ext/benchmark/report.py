@@ -2,8 +2,8 @@
 missed (op-group profiles of both sides), the official-code comparison, tables and plots.
 
 ``run_report`` measures and writes; ``render_report`` only formats rows (tests feed it small rows).
-Deployment runtimes (``torch.compile``, onnxruntime) join through ``deployment_benchmark``: when
-``mmvit_ext.deploy`` provides ``benchmark_deployment(specs, opts, quick) -> rows``, its rows get their own section.
+Deployment runtimes (``torch.compile``, ``torch.jit.trace``, onnxruntime) come from
+``mmvit_ext.deploy.benchmark_deployment``.
 """
 import datetime
 import fnmatch
@@ -28,7 +28,7 @@ from .targets import (OFFICIAL_NEED, OFFICIAL_NOTES, TARGET_NOTES, attention_tar
 from .timing import ProgressBar, RunOptions, cpu_features, gemm_peak
 
 __all__ = ['REPO_ROOT', 'REPORT_CONFIGS', 'resolve_config', 'classification_rows', 'dense_rows',
-           'explanation_lines', 'render_report', 'run_report', 'deployment_benchmark']
+           'explanation_lines', 'render_report', 'run_report']
 
 REPO_ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 
@@ -53,15 +53,6 @@ def resolve_config(pattern: str) -> List[str]:
         pattern = osp.join(osp.dirname(module.__file__), '.mim', 'configs', path)
         return sorted(glob.glob(pattern))
     return sorted(glob.glob(osp.join(REPO_ROOT, pattern)))
-
-
-def deployment_benchmark() -> Optional[Callable]:
-    """``mmvit_ext.deploy.benchmark_deployment`` where it exists (the hook of the deployment section)."""
-    try:
-        from .. import deploy
-    except ImportError:
-        return None
-    return getattr(deploy, 'benchmark_deployment', None)
 
 
 def classification_rows(configs: Sequence[str], progress: bool = True) -> List[dict]:
@@ -213,11 +204,22 @@ def _efficiency_lines(backbone: Sequence[dict], gemm: Dict[str, dict]) -> List[s
 
 
 def _deployment_lines(rows: Sequence[dict]) -> List[str]:
-    keys = []
+    runtimes = [(k[:-3], name) for k, name in (('compile_ms', 'torch.compile'), ('jit_ms', 'jit.trace'),
+                                               ('onnx_ms', 'onnxruntime')) if any(k in r for r in rows)]
+    lines = ['## Deployment runtimes', '',
+             'The same backbone and batch in eager PyTorch and each deployment runtime, timed in alternation '
+             '(`mmvit_ext.deploy.compare_runtimes`): median latency in ms and the speed-up over eager; `torch.compile` '
+             'is inductor with default settings (its first call, the compile, is timed apart), the ONNX file is '
+             'exported with dynamic shapes (opset 19) and run by onnxruntime on the CPU with torch\'s thread count. '
+             'Max diff: the largest absolute difference of any runtime\'s outputs to eager.', '',
+             '| model | input | eager ms | ' + ' | '.join(f'{name} ms (speed-up)' for _, name in runtimes)
+             + ' | max diff | compile s | export s |', '|---|---|---|' + '---|' * len(runtimes) + '---|---|---|']
     for r in rows:
-        keys += [k for k in r if k not in keys and k != 'mode']
-    lines = ['## Deployment runtimes', '', '| ' + ' | '.join(keys) + ' |', '|' + '---|' * len(keys)]
-    lines += ['| ' + ' | '.join(fmt(r.get(k), 2) for k in keys) + ' |' for r in rows]
+        cells = [r['model'], r['input'], fmt(r['eager_ms'])]
+        cells += [f'{fmt(r.get(k + "_ms"))} ({fmt(r.get(k + "_speedup"), 2)}x)' if k + '_ms' in r else '-'
+                  for k, _ in runtimes]
+        cells += [f'{r["max_diff"]:.1e}', fmt(r.get('compile_s'), 0), fmt(r.get('export_s'), 0)]
+        lines.append('| ' + ' | '.join(cells) + ' |')
     return lines + ['']
 
 
@@ -392,7 +394,7 @@ def run_report(args, opts: RunOptions, meta: dict) -> List[dict]:
     800x1333 / 512x512 (batch 1, fp32); attention at the ViT-B setting (fp32 and amp) and at 224-1024 (fp32);
     profiles at 224; params and FLOPs of the ImageNet configs and of the dense configs the papers list; the
     REPORT_CONFIGS that exist; the official comparison of every ``--repo`` (or rows reused with
-    ``--official-from``); the deployment hook."""
+    ``--official-from``); the deployment runtimes of ``--deploy-models``."""
     start = datetime.datetime.now()
     os.makedirs(args.out_dir, exist_ok=True)
     progress = not args.no_progress
@@ -434,9 +436,10 @@ def run_report(args, opts: RunOptions, meta: dict) -> List[dict]:
         official, meta['official_repos'] = run_official(args.repo, opts, args.quick, progress, args.variants,
                                                         dense_variants=args.dense_variants)
         print(table(official, 'official'))
-    hook = deployment_benchmark()
-    if hook is not None and 'deployment' not in skip:
-        deployment = hook(specs, opts, args.quick)
+    if 'deployment' not in skip:
+        from ..deploy import benchmark_deployment
+        deployment = benchmark_deployment(select_models(args.deploy_models, with_baselines=False), opts, args.quick)
+        print(table(deployment, 'deployment'))
 
     targets = (attention_targets(attention) if attention else []) + (backbone_targets(backbone) if backbone else [])
     targets += config_targets(configs) if configs else []

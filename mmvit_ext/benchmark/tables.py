@@ -47,6 +47,9 @@ COLUMNS = {
     'official': [('model', 'model'), ('official_model', 'official'), ('input', 'input'), ('batch', 'batch'),
                  ('max_abs_diff', 'max abs diff'), ('ours_latency', 'ours ms'),
                  ('official_latency', 'official ms'), ('speedup', 'ours / official')],
+    'deployment': [('model', 'model'), ('input', 'input'), ('eager_ms', 'eager ms'), ('compile_ms', 'compile ms'),
+                   ('compile_speedup', 'x eager'), ('jit_ms', 'jit ms'), ('jit_speedup', 'x eager'),
+                   ('onnx_ms', 'onnxruntime ms'), ('onnx_speedup', 'x eager'), ('max_diff', 'max diff')],
 }
 
 
@@ -63,8 +66,10 @@ def cell(row: dict, key: str) -> str:
             return 'ERROR: ' + row['error'][:60] if key == 'ours_latency' else '-'
         side = key.split('_')[0]
         return f'{row[side + "_ms"]:.1f} [{row[side + "_p25_ms"]:.1f}-{row[side + "_p75_ms"]:.1f}]'
-    if key in ('ratio_to_msa', 'speedup'):
+    if key in ('ratio_to_msa', 'speedup') or key.endswith('_speedup'):
         return '-' if row.get(key) is None else f'{row[key]:.2f}'
+    if key == 'max_diff':
+        return '-' if row.get(key) is None else f'{row[key]:.1e}'
     if key == 'max_abs_diff':
         if row.get(key) is None:
             return '-'

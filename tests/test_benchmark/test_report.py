@@ -21,14 +21,18 @@ def test_report_renders_official_efficiency_and_deployment_sections():
                      precision=p, params=1, flops=3.7e9, throughput=t, gflops_per_s=3.7 * t, latency_ms=1.,
                      latency_p25_ms=1., latency_p75_ms=1., peak_mem_mb=1.) for p, t in (('fp32', 20.), ('amp', 30.))]
     gemm = {'fp32': dict(dtype='float32', size=2048, latency_ms=90., gmacs=100., gflops_2x=200.)}
-    deployment = [dict(mode='deployment', model='LITv2-small', runtime='onnxruntime', speedup=1.25)]
+    deployment = [dict(mode='deployment', model='LITv2-small', setting='cls', input='8x3x224x224', eager_ms=400.,
+                       compile_ms=320., compile_speedup=1.25, jit_ms=390., jit_speedup=400 / 390, onnx_ms=250.,
+                       onnx_speedup=1.6, max_diff=6e-6, compile_s=41.2, export_s=12.6)]
     text = render_report(META, [], [], backbone, [], [], [], [], [], [], {}, official, gemm, deployment)
     assert '## Against the official code' in text and '| `/src/LIT` | 742e961 | LIT |' in text
     assert '| LIT-tiny | lit.py lit_ti | 224x224 | 8 | 2.0e-06 | 90.0 [89.0-91.0] | 81.0 [80.0-82.0] | 0.90 |' in text
     assert '### LIT-tiny vs official, 224x224 b8: where the time goes' in text
     assert '| dense conv | 5.0 | 0.0 | +5.0 |' in text and OFFICIAL_NOTES[('LIT', 'cls')] in text
     assert '| LITv2-small | 3.70G | 20.0 | 74.0 | 74% | 30.0 | 1.50 |' in text
-    assert '## Deployment runtimes' in text and '| LITv2-small | onnxruntime | 1.25 |' in text
+    assert '## Deployment runtimes' in text and (
+        '| LITv2-small | 8x3x224x224 | 400.0 | 320.0 (1.25x) | 390.0 (1.03x) | 250.0 (1.60x) | 6.0e-06 | 41 | 13 |'
+        in text)
     assert '1-minute load 0.1' in text
 
 

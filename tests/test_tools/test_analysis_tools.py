@@ -176,11 +176,13 @@ def test_backbone_mode_quick(tmp_path, capsys):
 
 def test_report_quick(tmp_path):
     rows = benchmark.main(['report', '--quick', '--models', 'LVT-mobile', 'MiT-B0', '--precisions', 'fp32',
-                           '--out-dir', str(tmp_path), '--skip', 'config', '--cls-configs', 'configs/lvt/*in1k*.py'])
+                           '--out-dir', str(tmp_path), '--skip', 'config', '--cls-configs', 'configs/lvt/*in1k*.py',
+                           '--deploy-models', 'LVT-mobile'])
     report = (tmp_path / 'benchmark.md').read_text()
     for text in ('## Speed targets', 'LVT vs MiT-B0', 'HiLo vs MSA explicit', 'HiLo vs fused MSA',
                  'GFLOP/s / fp32 GEMM peak', '## Efficiency', '## Attention layers', '## Profiler',
-                 '## Dense models vs the papers', '## Classification models vs the papers', 'no GPU'):
+                 '## Dense models vs the papers', '## Classification models vs the papers', 'no GPU',
+                 '## Deployment runtimes', '| LVT-mobile | 2x3x64x96 |'):
         assert text in report, text
     for png in ('benchmark_throughput_vs_flops.png', 'benchmark_attention_resolution.png'):
         assert (tmp_path / png).read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'

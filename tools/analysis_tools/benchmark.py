@@ -46,6 +46,7 @@ from mmvit_ext.benchmark.report import REPO_ROOT, run_official, run_report
 from mmvit_ext.benchmark.suites import SETTINGS, bench_attention, bench_backbones, bench_configs
 from mmvit_ext.benchmark.tables import machine_info, table, write_outputs
 from mmvit_ext.benchmark.timing import RunOptions
+from mmvit_ext.deploy import BENCHMARK_MODELS
 
 
 def _positive(text: str) -> int:
@@ -145,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
                         '(they do not depend on the machine; counting them all takes minutes)')
     p.add_argument('--official-from', default=None,
                    help='reuse the official-comparison rows of a JSON written by the official mode (or a report)')
+    p.add_argument('--deploy-models', nargs='+', default=list(BENCHMARK_MODELS), metavar='MODEL',
+                   help='backbones timed in eager PyTorch, torch.compile, jit.trace and onnxruntime at 224 batch 8 '
+                        f'and 800x1216 (default: {" ".join(BENCHMARK_MODELS)}; --quick: the first at 64x96)')
     p.add_argument('--skip', nargs='*', default=[],
                    choices=['backbone', 'attention', 'profile', 'config', 'classification', 'dense', 'official',
                             'deployment'],

@@ -24,7 +24,8 @@ from dataclasses import asdict
 
 import torch
 
-# One RetinaNet per family and two segmentors (SegFormer, Semantic FPN with DTM), from the paper configs.
+# One RetinaNet per family, two segmentors (SegFormer, Semantic FPN with DTM) and a classifier, from the paper
+# configs, with their default check sizes.
 DEFAULT_CONFIGS = [
     'configs/lit/retinanet_lit-s_fpn_1x_coco.py',
     'configs/litv2/retinanet_litv2-s_fpn_1x_coco.py',
@@ -32,7 +33,16 @@ DEFAULT_CONFIGS = [
     'configs/lvt/retinanet_lvt_fpn_1x_coco.py',
     'configs/lvt/segformer_lvt_8xb2-160k_ade20k-512x512.py',
     'configs/litv2/fpn_litv2-s_8xb2-80k_ade20k-512x512.py',
+    'configs/litv2/litv2-s_8xb128_in1k.py',
 ]
+
+
+def default_shapes(config: str):
+    if '_ade20k' in config:
+        return [(512, 512), (384, 640)]
+    if '_in1k' in config:
+        return [(224, 224), (256, 320)]
+    return [(800, 1216), (512, 640)]
 
 
 def parse_args(argv=None):
@@ -45,7 +55,7 @@ def parse_args(argv=None):
     parser.add_argument('--configs', nargs='+', default=None, help='whole models to check (config files)')
     parser.add_argument('--config-shape', type=int, nargs=2, action='append', metavar=('H', 'W'), default=None,
                         help='input sizes of the whole-model checks; repeatable (default 800x1216 and 512x640 for '
-                        'detectors, 512x512 and 384x640 for segmentors)')
+                        'detectors, 512x512 and 384x640 for segmentors, 224x224 and 256x320 for classifiers)')
     parser.add_argument('--repeat', type=int, default=5, help='timed runs per runtime (default 5)')
     parser.add_argument('--threads', type=int, default=None, help='CPU threads of every runtime (default: torch\'s)')
     parser.add_argument('--onnx-dir', default=None, help='where the .onnx files go (default: a temporary folder)')
@@ -136,8 +146,7 @@ def main(argv=None) -> int:
     if configs:
         reports = []
         for config in configs:
-            shapes = args.config_shape or ([(512, 512), (384, 640)] if '_ade20k' in config
-                                           else [(800, 1216), (512, 640)])
+            shapes = args.config_shape or default_shapes(config)
             print(f'[{config}] exporting and checking at {shapes} ...', flush=True)
             report = deploy.check_config(config, onnx_dir, shapes, repeat=args.repeat)
             failed |= any(c.max_diff > 1e-4 for c in report.checks)
