@@ -16,6 +16,7 @@ height and width are symbolic: the backbones compute padding, windows and resize
 size while a graph is recorded (``models/layers/utils.is_tracing``), so one file serves every input size, which
 ``verify_onnx`` checks by running it at several sizes.
 """
+import contextlib
 import inspect
 import os
 import os.path as osp
@@ -31,7 +32,8 @@ import torch.nn as nn
 from .benchmark.timing import time_interleaved
 
 __all__ = [
-    'OPSET', 'NetworkForward', 'flatten_outputs', 'output_names', 'export_onnx', 'OnnxRuntimeModel', 'max_abs_diff',
+    'OPSET', 'NetworkForward', 'size_generic_layers', 'flatten_outputs', 'output_names', 'export_onnx',
+    'OnnxRuntimeModel', 'max_abs_diff',
     'latencies_ms', 'SizeCheck', 'verify_onnx', 'trace', 'verify_traced', 'graph_breaks', 'compile_model',
     'compare_runtimes', 'ConfigExport', 'build_deploy_model', 'config_batch', 'export_config', 'DetectionCheck',
     'compare_detections', 'verify_config',
@@ -104,6 +106,36 @@ def output_names(model: nn.Module, example: torch.Tensor) -> List[str]:
     return [f'feat_{i}' for i in range(len(flat))]
 
 
+@contextlib.contextmanager
+def size_generic_layers():
+    """While a graph is recorded: size-generic forms of OpenMMLab layers whose forward turns a size into a Python
+    number, which the graph would keep as a constant.
+
+    mmseg's ``Upsample`` (the scale heads of Semantic FPN's ``FPNHead``) computes its output size as
+    ``int(size * float(factor))``: recorded at 512x512, every other input size got the 512x512 map sizes inside the
+    head, resized back at its end (right shape, wrong values). With an integral factor the size is ``size * factor``
+    instead: the same numbers in eager mode, symbolic in the graph.
+    """
+    try:
+        from mmseg.models.utils import Upsample, resize
+    except ImportError:
+        yield
+        return
+    original = Upsample.forward
+
+    def upsample(self, x: torch.Tensor) -> torch.Tensor:
+        factor = self.scale_factor
+        if self.size or not isinstance(factor, float) or not factor.is_integer():
+            return original(self, x)
+        return resize(x, [t * int(factor) for t in x.shape[-2:]], None, self.mode, self.align_corners)
+
+    Upsample.forward = upsample
+    try:
+        yield
+    finally:
+        Upsample.forward = original
+
+
 def export_onnx(model: nn.Module, example: torch.Tensor, path: str, dynamic: bool = True, opset: int = OPSET,
                 input_name: str = 'input', names: Optional[Sequence[str]] = None) -> str:
     """Export ``NetworkForward(model)`` to the ONNX file ``path`` (one file, weights inside) and return the path.
@@ -126,7 +158,7 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: str, dynamic: boo
         dynamic_shapes = ({0: axis, 2: axis, 3: axis}, )
     # Size-oblivious reasoning: no guards that a symbolic size differs from 1 (fewer spurious range limits on the
     # input size, and a faster export).
-    with torch.fx.experimental._config.patch(backed_size_oblivious=True), torch.no_grad():
+    with torch.fx.experimental._config.patch(backed_size_oblivious=True), torch.no_grad(), size_generic_layers():
         program = torch.onnx.export(net, (example, ), None, dynamo=True, opset_version=opset,
                                     dynamic_shapes=dynamic_shapes, input_names=[input_name], output_names=names,
                                     verbose=False)
@@ -244,7 +276,7 @@ def trace(model: nn.Module, example: torch.Tensor) -> torch.jit.ScriptModule:
     size (see the module docstring), not only the traced one."""
     net = model if isinstance(model, NetworkForward) else NetworkForward(model)
     net.eval()
-    with torch.no_grad():
+    with torch.no_grad(), size_generic_layers():
         return torch.jit.trace(net, (example, ), check_trace=False)
 
 

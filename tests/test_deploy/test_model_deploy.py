@@ -81,3 +81,31 @@ def test_pytorch2onnx_refuses_inconsistent_arguments(args, message, repo_root):
     config = osp.join(repo_root, DEMO, 'retinanet_litv2-demo_fpn_12e_demo-scenes.py')
     with pytest.raises(SystemExit, match=message):
         tool.main([config, '--shape', '64', '64', *args])
+
+
+class PooledFPNHead(torch.nn.Module):
+    """mmseg's Semantic FPN head on average-pooled maps of the input at strides 4-32: x (B, 8, H, W)."""
+
+    def __init__(self):
+        super().__init__()
+        from mmseg.models.decode_heads import FPNHead
+        self.head = FPNHead(in_channels=[8] * 4, in_index=[0, 1, 2, 3], feature_strides=[4, 8, 16, 32], channels=8,
+                            num_classes=3, dropout_ratio=0.)
+
+    def forward(self, x):
+        return self.head([torch.nn.functional.avg_pool2d(x, s) for s in (4, 8, 16, 32)])
+
+
+def test_semantic_fpn_head_graphs_hold_for_every_size(tmp_path):
+    """FPNHead's upsampling turns sizes into Python numbers (``int(size * 2.0)``): a plain trace keeps the traced
+    sizes inside the head; ours (``deploy.size_generic_layers``) and the ONNX file hold at another size."""
+    model = PooledFPNHead().eval()
+    example, other = torch.randn(2, 8, 128, 128), torch.randn(1, 8, 96, 160)
+    with torch.no_grad():
+        reference = model(other)
+        plain = torch.jit.trace(model, (example, ), check_trace=False)
+        assert (plain(other) - reference).abs().max() > 1e-2  # the failure the rewrite removes
+        assert deploy.max_abs_diff(reference, deploy.trace(model, example)(other)) < 1e-5
+    path = deploy.export_onnx(model, example, str(tmp_path / 'fpn_head.onnx'))
+    checks = deploy.verify_onnx(model, path, [(1, 8, 96, 160), (2, 8, 160, 224)])
+    assert all(c.max_diff < 1e-4 for c in checks), checks
