@@ -32,8 +32,8 @@ import torch.nn as nn
 from .benchmark.timing import time_interleaved
 
 __all__ = [
-    'OPSET', 'NetworkForward', 'size_generic_layers', 'flatten_outputs', 'output_names', 'export_onnx',
-    'OnnxRuntimeModel', 'max_abs_diff',
+    'OPSET', 'NetworkForward', 'as_network', 'size_generic_layers', 'flatten_outputs', 'output_names',
+    'export_onnx', 'OnnxRuntimeModel', 'max_abs_diff',
     'latencies_ms', 'SizeCheck', 'verify_onnx', 'trace', 'verify_traced', 'graph_breaks', 'compile_model',
     'compare_runtimes', 'ConfigExport', 'build_deploy_model', 'config_batch', 'export_config', 'DetectionCheck',
     'compare_detections', 'verify_config',
@@ -74,9 +74,18 @@ class NetworkForward(nn.Module):
         self.model = model
         self.openmmlab = _is_openmmlab_model(model)
 
+    def raw(self, inputs: torch.Tensor) -> Any:
+        """The model's outputs as it returns them (nested for a detector)."""
+        return self.model(inputs, mode='tensor') if self.openmmlab else self.model(inputs)
+
     def forward(self, inputs: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        outputs = self.model(inputs, mode='tensor') if self.openmmlab else self.model(inputs)
-        return tuple(flatten_outputs(outputs))
+        return tuple(flatten_outputs(self.raw(inputs)))
+
+
+def as_network(model: nn.Module) -> NetworkForward:
+    """``model`` as a ``NetworkForward`` (itself if it is one), in eval mode."""
+    net = model if isinstance(model, NetworkForward) else NetworkForward(model)
+    return net.eval()
 
 
 def output_names(model: nn.Module, example: torch.Tensor) -> List[str]:
@@ -85,9 +94,9 @@ def output_names(model: nn.Module, example: torch.Tensor) -> List[str]:
     Detectors: the argument names of the head's ``predict_by_feat`` with the level, e.g. ``cls_scores_0`` ...
     ``bbox_preds_4`` for RetinaNet; segmentors: ``seg_logits``; classifiers: ``cls_score``; otherwise ``feat_i``.
     """
-    net = model if isinstance(model, NetworkForward) else NetworkForward(model)
+    net = as_network(model)
     with torch.no_grad():
-        raw = net.model(example, mode='tensor') if net.openmmlab else net.model(example)
+        raw = net.raw(example)
     inner = net.model
     head = getattr(inner, 'bbox_head', None)
     if head is not None and isinstance(raw, (tuple, list)) and hasattr(head, 'predict_by_feat'):
@@ -146,8 +155,7 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: str, dynamic: boo
         opset: ONNX opset (19 or later for LIT / LITv2).
         names: output names (default ``output_names``).
     """
-    net = model if isinstance(model, NetworkForward) else NetworkForward(model)
-    net.eval()
+    net = as_network(model)
     if dynamic and example.shape[0] < 2:
         raise ValueError(f'a dynamic-batch export needs an example batch of at least 2 images, got {example.shape[0]}'
                          ' (torch.export takes a size-1 axis as a constant)')
@@ -254,8 +262,7 @@ def verify_onnx(model: nn.Module, path: str, shapes: Sequence[Sequence[int]], se
                 max_seconds: float = 10.) -> List[SizeCheck]:
     """Run the file in onnxruntime and the model in PyTorch on random inputs of each (B, C, H, W) in ``shapes``
     (or on the given ``inputs``); with ``timing_repeat`` > 0 also both median latencies (``latencies_ms``)."""
-    net = model if isinstance(model, NetworkForward) else NetworkForward(model)
-    net.eval()
+    net = as_network(model)
     runtime = OnnxRuntimeModel(path)
     gen = torch.Generator().manual_seed(seed)
     batches = list(inputs) if inputs is not None else [torch.randn(*shape, generator=gen) for shape in shapes]
@@ -274,8 +281,7 @@ def verify_onnx(model: nn.Module, path: str, shapes: Sequence[Sequence[int]], se
 def trace(model: nn.Module, example: torch.Tensor) -> torch.jit.ScriptModule:
     """``torch.jit.trace`` of ``NetworkForward(model)`` (no gradients). The backbones' graphs hold for every input
     size (see the module docstring), not only the traced one."""
-    net = model if isinstance(model, NetworkForward) else NetworkForward(model)
-    net.eval()
+    net = as_network(model)
     with torch.no_grad(), size_generic_layers():
         return torch.jit.trace(net, (example, ), check_trace=False)
 
@@ -283,8 +289,7 @@ def trace(model: nn.Module, example: torch.Tensor) -> torch.jit.ScriptModule:
 def verify_traced(model: nn.Module, traced: Callable, shapes: Sequence[Sequence[int]],
                   seed: int = 0) -> List[SizeCheck]:
     """Max absolute difference between ``traced`` (a traced or compiled module) and the eager model per size."""
-    net = model if isinstance(model, NetworkForward) else NetworkForward(model)
-    net.eval()
+    net = as_network(model)
     gen = torch.Generator().manual_seed(seed)
     checks = []
     with torch.no_grad():
@@ -298,8 +303,7 @@ def graph_breaks(model: nn.Module, example: torch.Tensor) -> List[str]:
     """The graph breaks ``torch.compile`` meets in ``model(example)``: one line per break, its reason and where in
     the user code it happened (empty: the forward is one graph). Uses ``torch._dynamo.explain`` (no compilation)."""
     import torch._dynamo
-    net = model if isinstance(model, NetworkForward) else NetworkForward(model)
-    net.eval()
+    net = as_network(model)
     torch._dynamo.reset()
     with torch.no_grad():
         explanation = torch._dynamo.explain(net)(example)
@@ -314,8 +318,7 @@ def graph_breaks(model: nn.Module, example: torch.Tensor) -> List[str]:
 
 def compile_model(model: nn.Module, **compile_kwargs) -> Callable:
     """``torch.compile`` (default: the inductor backend) of ``NetworkForward(model)`` in eval mode."""
-    net = model if isinstance(model, NetworkForward) else NetworkForward(model)
-    net.eval()
+    net = as_network(model)
     return torch.compile(net, **compile_kwargs)
 
 
@@ -340,8 +343,7 @@ def compare_runtimes(model: nn.Module, inputs: torch.Tensor, runtimes: Sequence[
     unknown = [r for r in runtimes if r not in ('eager', 'compile', 'jit', 'onnx')]
     if unknown:
         raise ValueError(f'unknown runtime "{unknown[0]}": expected eager, compile, jit or onnx')
-    net = model if isinstance(model, NetworkForward) else NetworkForward(model)
-    net.eval()
+    net = as_network(model)
     fns, extras = {}, {}
     with torch.no_grad():
         reference = net(inputs)
@@ -397,15 +399,13 @@ def build_deploy_model(config: str, checkpoint: Optional[str] = None, cfg_option
     from .analysis import build_config_model
     from .checkpoint import CheckpointMismatchError, load_checkpoint_file, trust_checkpoints
     from .engine import load_config
-    from .engine.runner import checkpoint_mismatches
+    from .engine.runner import checkpoint_mismatches, model_state
     cfg = load_config(config, cfg_options)
     model = build_config_model(cfg)
     if checkpoint is not None:
         if trust_checkpoint:
             trust_checkpoints()
-        state = load_checkpoint_file(checkpoint)
-        state = state.get('state_dict', state) if isinstance(state, dict) else state
-        state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
+        state = model_state(load_checkpoint_file(checkpoint))
         problems = checkpoint_mismatches(model, state)
         if problems:
             raise CheckpointMismatchError('\n'.join([f'{checkpoint} does not fit the model of {config}:', *problems]))
@@ -537,8 +537,7 @@ def check_backbone(name: str, model: nn.Module, onnx_dir: str, sizes: Sequence[S
     Latencies: medians of up to ``timing_repeat`` interleaved runs per runtime at ``sizes[0]``.
     """
     report = BackboneReport(name)
-    model.eval()
-    net = NetworkForward(model)
+    net = as_network(model)
     gen = torch.Generator().manual_seed(0)
     example = torch.randn(*example_shape, generator=gen)
     first = torch.randn(*sizes[0], generator=gen)

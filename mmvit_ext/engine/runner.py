@@ -30,8 +30,9 @@ def install_checkpoint_loader(trust: bool = False):
     CheckpointLoader.register_scheme(prefixes='', force=True)(load_checkpoint_file)
 
 
-def _model_state(checkpoint, revise_keys) -> OrderedDict:
-    """The state dict that mmengine's ``_load_checkpoint_to_model`` would load."""
+def model_state(checkpoint, revise_keys=((r'^module\.', ''), )) -> OrderedDict:
+    """The state dict that mmengine's ``_load_checkpoint_to_model`` would load (by default without a DDP
+    ``module.`` prefix, as mmengine's ``revise_keys``)."""
     if not isinstance(checkpoint, dict):
         raise CheckpointMismatchError(f'expected a dict in the checkpoint, got {type(checkpoint).__name__}')
     state = checkpoint.get('state_dict', checkpoint)
@@ -61,7 +62,7 @@ class GuardedRunner(Runner):
         checkpoint = _load_checkpoint(filename, map_location=map_location)
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
         model = self.model.module if is_model_wrapper(self.model) else self.model
-        problems = checkpoint_mismatches(model, _model_state(checkpoint, revise_keys))
+        problems = checkpoint_mismatches(model, model_state(checkpoint, revise_keys))
         if problems:
             report = '\n'.join([f'{filename} does not fit the model of this config:', *problems])
             if strict:
