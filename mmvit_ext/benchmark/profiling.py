@@ -14,6 +14,7 @@ from .timing import ProgressBar
 __all__ = ['VIEW_OPS', 'OP_GROUPS', 'profile_backbones', 'profile_attention', 'time_by_op_group',
            'op_group_sides', 'explain_target', 'explain_attention_target']
 
+_OP_NAMESPACES = ('aten::', 'mkldnn::')  # profiler events that are ops (not module scopes or Python calls)
 # Ops that only reshape, view or allocate: excluded when looking for the most-called compute op.
 VIEW_OPS = {'aten::as_strided', 'aten::view', 'aten::reshape', 'aten::_reshape_alias', 'aten::transpose',
             'aten::permute', 'aten::select', 'aten::slice', 'aten::expand', 'aten::unsqueeze', 'aten::squeeze',
@@ -30,13 +31,13 @@ def _activities(device: torch.device) -> list:
 
 
 def _op_calls(forward: Callable[[], object], activities) -> list:
-    """``aten::`` events of one ``forward()`` (after a warm-up call that fills per-size caches)."""
+    """Op events (``aten::``, ``mkldnn::``) of one ``forward()`` (after a warm-up call that fills per-size caches)."""
     from torch.profiler import profile
     with torch.no_grad():
         forward()
         with profile(activities=activities) as prof:
             forward()
-    return [e for e in prof.key_averages() if e.key.startswith('aten::')]
+    return [e for e in prof.key_averages() if e.key.startswith(_OP_NAMESPACES)]
 
 
 def _top_ops(events: list, top: int) -> List[dict]:
@@ -99,9 +100,12 @@ def profile_backbones(specs: Sequence[ModelSpec], shape: Tuple[int, int], device
 
 OP_GROUPS = ('matmul (linear layers, explicit attention)', 'fused attention (SDPA)', 'deformable conv (DTM)',
              'depthwise conv', 'dense conv', 'copies and layout', 'norm, activation, elementwise')
-_MATMUL_OPS = {'aten::addmm', 'aten::addmm_', 'aten::mm', 'aten::bmm', 'aten::baddbmm', 'aten::matmul'}
+# ``mkldnn::``: the fused oneDNN linear layers and convs of ``mmvit_ext.models.layers.onednn``.
+_MATMUL_OPS = {'aten::addmm', 'aten::addmm_', 'aten::mm', 'aten::bmm', 'aten::baddbmm', 'aten::matmul',
+               'mkldnn::_linear_pointwise'}
 _CONV_OPS = {'aten::mkldnn_convolution', 'aten::_slow_conv2d_forward', 'aten::thnn_conv2d', 'aten::convolution',
-             'aten::_convolution', 'aten::conv2d', 'aten::cudnn_convolution', 'aten::_conv_depthwise2d'}
+             'aten::_convolution', 'aten::conv2d', 'aten::cudnn_convolution', 'aten::_conv_depthwise2d',
+             'mkldnn::_convolution_pointwise'}
 _LAYOUT_OPS = {'aten::copy_', 'aten::cat', 'aten::clone', 'aten::contiguous', 'aten::constant_pad_nd',
                'aten::index_select', 'aten::im2col', 'aten::col2im', 'aten::fill_', 'aten::zero_'}
 # Names of the deformable-conv implementations whose inner ops count for the DTM group (mmcv's autograd
@@ -119,7 +123,7 @@ def _op_group(event) -> Optional[str]:
             return 'fused attention (SDPA)'
         node = node.cpu_parent
     name = event.name
-    if not name.startswith('aten::'):
+    if not name.startswith(_OP_NAMESPACES):
         return None
     if name in _MATMUL_OPS:
         return 'matmul (linear layers, explicit attention)'

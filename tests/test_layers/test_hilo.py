@@ -110,9 +110,9 @@ def test_gradients_autocast_and_errors():
 
 
 @pytest.mark.parametrize('h, w', [(8, 8), (7, 9)])
-def test_inference_projection_into_slices_equals_concatenation(h, w):
-    """Inference writes both projections into one output (out= GEMMs); with autograd on, the same numbers come
-    from projecting each branch and concatenating."""
+def test_inference_path_equals_autograd_path(h, w):
+    """Inference runs the projections as oneDNN linears (``layers.onednn``); with autograd on they run as F.linear:
+    the same numbers."""
     torch.manual_seed(0)
     attn = HiLoAttention(64, 4, window_size=2, alpha=0.75).eval()
     x = torch.randn(2, h * w, 64)

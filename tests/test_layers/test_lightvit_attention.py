@@ -125,14 +125,17 @@ def test_bi_dimensional_attention_ffn_reference():
     torch.manual_seed(0)
     ffn = BiDimensionalAttentionFFN(dim=16, hidden_dim=32).eval()
     x = torch.randn(2, 11, 16)
+    def fc(layer, inputs):  # plain F.linear: the reference runs none of the layers' fused paths
+        return F.linear(inputs, layer.weight, layer.bias)
+
     with torch.no_grad():
-        y = ffn.fc2(F.gelu(ffn.fc1(x)))
+        y = fc(ffn.fc2, F.gelu(fc(ffn.fc1, x)))
         gate = ffn.gate
         normed = F.layer_norm(y, (16, ), gate.norm.weight, gate.norm.bias)
-        g = F.gelu(gate.global_reduce(normed.mean(1, keepdim=True)))  # [B, 1, C/4]
-        local = F.gelu(gate.local_reduce(normed))  # [B, N, C/4]
-        channel = torch.sigmoid(gate.channel_select(g))  # [B, 1, C]
-        spatial = torch.sigmoid(gate.spatial_select(torch.cat([local, g.expand(-1, 11, -1)], -1)))  # [B, N, 1]
+        g = F.gelu(fc(gate.global_reduce, normed.mean(1, keepdim=True)))  # [B, 1, C/4]
+        local = F.gelu(fc(gate.local_reduce, normed))  # [B, N, C/4]
+        channel = torch.sigmoid(fc(gate.channel_select, g))  # [B, 1, C]
+        spatial = torch.sigmoid(fc(gate.spatial_select, torch.cat([local, g.expand(-1, 11, -1)], -1)))  # [B, N, 1]
         torch.testing.assert_close(ffn(x), y * channel * spatial)
     assert gate.global_reduce.out_features == 4 and gate.spatial_select.in_features == 8
 

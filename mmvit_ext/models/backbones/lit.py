@@ -32,24 +32,23 @@ from ...checkpoint.lit import convert_lit
 from ...registry import register_model
 from ..base_backbone import VisionBackbone, check_images, resolve_indices, select_arch, trunc_normal_init_linear
 from ..layers.utils import run_blocks
-from ..layers import (DeformableTokenMerging, GridPositionEmbedding, PatchEmbed, RelPosMultiheadAttention,
+from ..layers import (DeformableTokenMerging, GridPositionEmbedding, Linear, PatchEmbed, RelPosMultiheadAttention,
                       nlc_to_nchw)
 
 __all__ = ['LIT', 'lit_classifier_cfg']
 
 
 class Mlp(nn.Module):
-    """fc1 -> GELU -> dropout -> fc2 -> dropout. x: (B, N, C) -> (B, N, C)."""
+    """fc1 -> GELU (fused into fc1) -> dropout -> fc2 -> dropout. x: (B, N, C) -> (B, N, C)."""
 
     def __init__(self, embed_dims: int, hidden_dims: int, drop: float = 0.):
         super().__init__()
-        self.fc1 = nn.Linear(embed_dims, hidden_dims)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden_dims, embed_dims)
+        self.fc1 = Linear(embed_dims, hidden_dims, activation='gelu')
+        self.fc2 = Linear(hidden_dims, embed_dims)
         self.drop = nn.Dropout(drop)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
+        return self.drop(self.fc2(self.drop(self.fc1(x))))
 
 
 class MLPBlock(nn.Module):

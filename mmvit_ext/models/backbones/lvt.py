@@ -23,14 +23,13 @@ from typing import Sequence, Tuple
 import torch
 import torch.nn as nn
 from mmcv.cnn.bricks import DropPath
-from mmcv.cnn.bricks.transformer import FFN
 
 from ...checkpoint.common import extract_state_dict, load_converted, read_checkpoint
 from ...checkpoint.lvt import convert_lvt
 from ...registry import register_model
 from ..base_backbone import VisionBackbone, check_images, resolve_indices, select_arch, trunc_normal_init_linear
 from ..layers.utils import run_blocks
-from ..layers import (AtrousSelfAttention, ConvFFN, ConvolutionalSelfAttention, LVTOverlapPatchEmbed,
+from ..layers import (AtrousSelfAttention, ConvFFN, ConvolutionalSelfAttention, LinearFFN, LVTOverlapPatchEmbed,
                       RecursiveAtrousSelfAttention)
 
 __all__ = ['LVT', 'LVTBlock', 'lvt_classifier_cfg']
@@ -60,7 +59,7 @@ class LVTBlock(nn.Module):
         self.norm2 = nn.LayerNorm(dims)
         if attention == 'csa':
             self.attn = ConvolutionalSelfAttention(dims, num_heads, attn_drop=attn_drop, proj_drop=drop)
-            self.mlp = FFN(dims, hidden, num_fcs=2, act_cfg=dict(type='GELU'), ffn_drop=drop, add_identity=False)
+            self.mlp = LinearFFN(dims, hidden, drop)
         elif attention == 'rasa':
             self.attn = RecursiveAtrousSelfAttention(dims, num_heads, num_recursions, sr_ratio=sr_ratio,
                                                      dilations=dilations, qkv_bias=qkv_bias, attn_drop=attn_drop,

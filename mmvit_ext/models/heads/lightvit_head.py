@@ -12,6 +12,7 @@ import torch.nn as nn
 from mmengine.model import BaseModule
 
 from ...registry import register_model
+from ..layers import Linear
 
 __all__ = ['LightViTClsNeck']
 
@@ -26,7 +27,7 @@ class LightViTClsNeck(BaseModule):
     def __init__(self, in_channels: int, out_channels: int = 1280, init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         self.norm = nn.LayerNorm(in_channels, eps=1e-6)
-        self.expand = nn.Sequential(nn.Linear(in_channels, out_channels), nn.LayerNorm(out_channels), nn.GELU())
+        self.expand = nn.Sequential(Linear(in_channels, out_channels), nn.LayerNorm(out_channels), nn.GELU())
 
     def init_weights(self):
         super().init_weights()

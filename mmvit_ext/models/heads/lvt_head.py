@@ -14,12 +14,12 @@ from typing import Sequence, Tuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmcv.cnn.bricks.transformer import FFN
 from mmpretrain.models.heads import ClsHead
 
 from ...checkpoint.common import extract_state_dict, load_converted, read_checkpoint
 from ...checkpoint.lvt import convert_lvt_cls_head
 from ..base_backbone import trunc_normal_init_linear
+from ..layers import Linear, LinearFFN
 
 __all__ = ['LVTClassAttentionHead']
 
@@ -33,9 +33,9 @@ class ClassAttention(nn.Module):
     def __init__(self, dims: int, num_heads: int, qkv_bias: bool = False):
         super().__init__()
         self.num_heads = num_heads
-        self.kv = nn.Linear(dims, 2 * dims, bias=qkv_bias)
-        self.q = nn.Linear(dims, dims, bias=qkv_bias)
-        self.proj = nn.Linear(dims, dims)
+        self.kv = Linear(dims, 2 * dims, bias=qkv_bias)
+        self.q = Linear(dims, dims, bias=qkv_bias)
+        self.proj = Linear(dims, dims)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, c = x.shape
@@ -54,7 +54,7 @@ class ClassAttentionBlock(nn.Module):
         self.norm1 = nn.LayerNorm(dims)
         self.attn = ClassAttention(dims, num_heads)
         self.norm2 = nn.LayerNorm(dims)
-        self.mlp = FFN(dims, int(dims * mlp_ratio), num_fcs=2, act_cfg=dict(type='GELU'), add_identity=False)
+        self.mlp = LinearFFN(dims, int(dims * mlp_ratio))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         cls_token = x[:, :1] + self.attn(self.norm1(x))
@@ -92,8 +92,8 @@ class LVTClassAttentionHead(ClsHead):
         self.post_layers = nn.ModuleList(
             [ClassAttentionBlock(in_channels, num_heads, mlp_ratio) for _ in range(num_layers)])
         self.norm = nn.LayerNorm(in_channels)
-        self.fc = nn.Linear(in_channels, num_classes)
-        self.aux_fc = nn.Linear(in_channels, num_classes)
+        self.fc = Linear(in_channels, num_classes)
+        self.aux_fc = Linear(in_channels, num_classes)
         self._init_official()
 
     def _init_official(self):

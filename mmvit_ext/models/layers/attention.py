@@ -26,6 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ...registry import register_model
+from .onednn import Linear
 from .utils import is_tracing
 
 __all__ = ['GridRelativePositionBias', 'RelPosMultiheadAttention', 'GridPositionEmbedding',
@@ -220,8 +221,8 @@ class RelPosMultiheadAttention(nn.Module):
         self.embed_dims = embed_dims
         self.num_heads = num_heads
         self.attn_drop = attn_drop
-        self.qkv = nn.Linear(embed_dims, embed_dims * 3, bias=qkv_bias)
-        self.proj = nn.Linear(embed_dims, embed_dims)
+        self.qkv = Linear(embed_dims, embed_dims * 3, bias=qkv_bias)
+        self.proj = Linear(embed_dims, embed_dims)
         self.proj_drop = nn.Dropout(proj_drop)
         self.rel_pos = (GridRelativePositionBias(num_heads, rel_pos_grid, rel_pos_interp)
                         if rel_pos_grid is not None else None)

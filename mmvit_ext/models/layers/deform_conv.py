@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch.nn.modules.utils import _pair
 
+from .onednn import linear
+
 __all__ = ['deform_conv2d', 'ONNX_TRANSLATION_TABLE']
 
 OPSET = 19  # ONNX DeformConv was introduced in opset 19
@@ -100,7 +102,7 @@ def _deform_conv2d_op(input: torch.Tensor, offset: torch.Tensor, weight: torch.T
     table = input.permute(0, 2, 3, 1).reshape(-1, c)
     columns = F.embedding_bag(index, table, per_sample_weights=sample_weight, mode='sum').view(b * ho * wo, -1)
     wmat = _weight_matrix(weight)
-    out = columns @ wmat.t() if bias is None else torch.addmm(bias, columns, wmat.t())
+    out = linear(columns, wmat, bias)
     return out.view(b, ho, wo, c_out).permute(0, 3, 1, 2)
 
 

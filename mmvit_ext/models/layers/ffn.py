@@ -1,7 +1,7 @@
-"""Convolutional feed-forward network (LITv2 Sec. 4 "ConvFFN"; also used by LVT).
+"""Feed-forward networks: the convolutional FFN (LITv2 Sec. 4 "ConvFFN"; also used by LVT) and LVT's plain MLP.
 
-fc1 -> 3x3 depthwise conv -> GELU -> fc2. The depthwise conv between the two linear layers gives the tokens a
-3x3 neighbourhood; in LITv2 it is the only source of position information (no positional embedding).
+ConvFFN: fc1 -> 3x3 depthwise conv -> GELU -> fc2. The depthwise conv between the two linear layers gives the
+tokens a 3x3 neighbourhood; in LITv2 it is the only source of position information (no positional embedding).
 """
 import math
 from typing import Optional, Tuple
@@ -10,12 +10,14 @@ import torch
 import torch.nn as nn
 
 from ...registry import register_model
+from .onednn import Linear, check_activation, conv2d
 
-__all__ = ['DepthwiseConv3x3', 'ConvFFN']
+__all__ = ['DepthwiseConv3x3', 'ConvFFN', 'LinearFFN']
 
 
 class DepthwiseConv3x3(nn.Module):
-    """3x3 depthwise conv (stride 1, zero padding 1, bias) applied to a token sequence.
+    """3x3 depthwise conv (stride 1, zero padding 1, bias) applied to a token sequence, optionally followed by an
+    activation fused into the conv (``layers.onednn.conv2d``).
 
     The conv lives in ``self.dwconv`` so the parameter names are the official ``mlp.dwconv.dwconv.*``.
     Tokens are viewed as a channels-last map, so no copy is made around the conv.
@@ -23,19 +25,23 @@ class DepthwiseConv3x3(nn.Module):
     Shapes: x (B, H*W, C), hw = (H, W) -> (B, H*W, C).
     """
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, activation: Optional[str] = None):
         super().__init__()
+        check_activation(activation, 'DepthwiseConv3x3')
         self.dwconv = nn.Conv2d(channels, channels, 3, 1, 1, groups=channels, bias=True)
+        self.activation = activation
 
     def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
         b, n, c = x.shape
         x = x.reshape(b, hw[0], hw[1], c).permute(0, 3, 1, 2)
-        return self.dwconv(x).permute(0, 2, 3, 1).reshape(b, n, c)
+        x = conv2d(x, self.dwconv.weight, self.dwconv.bias, (1, 1), groups=c, activation=self.activation)
+        return x.permute(0, 2, 3, 1).reshape(b, n, c)
 
 
 @register_model
 class ConvFFN(nn.Module):
-    """fc1 (C -> hidden) -> 3x3 depthwise conv -> GELU -> dropout -> fc2 (hidden -> C) -> dropout.
+    """fc1 (C -> hidden) -> 3x3 depthwise conv -> GELU (fused into the conv) -> dropout -> fc2 (hidden -> C)
+    -> dropout.
 
     Official names: ``fc1``, ``dwconv.dwconv``, ``fc2``. Official init: Linear N(0, .02), zero bias;
     conv N(0, sqrt(2 / fan_out)) with fan_out = 3*3*hidden/groups = 9, zero bias.
@@ -50,10 +56,9 @@ class ConvFFN(nn.Module):
     def __init__(self, embed_dims: int, hidden_dims: Optional[int] = None, drop: float = 0.):
         super().__init__()
         hidden_dims = hidden_dims or 4 * embed_dims
-        self.fc1 = nn.Linear(embed_dims, hidden_dims)
-        self.dwconv = DepthwiseConv3x3(hidden_dims)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden_dims, embed_dims)
+        self.fc1 = Linear(embed_dims, hidden_dims)
+        self.dwconv = DepthwiseConv3x3(hidden_dims, activation='gelu')
+        self.fc2 = Linear(hidden_dims, embed_dims)
         self.drop = nn.Dropout(drop)
         self.reset_parameters()
 
@@ -69,5 +74,23 @@ class ConvFFN(nn.Module):
         nn.init.zeros_(conv.bias)
 
     def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
-        x = self.drop(self.act(self.dwconv(self.fc1(x), hw)))
+        x = self.drop(self.dwconv(self.fc1(x), hw))
         return self.drop(self.fc2(x))
+
+
+class LinearFFN(nn.Module):
+    """fc1 -> GELU (fused into fc1) -> dropout -> fc2 -> dropout, with the parameter names of mmcv's ``FFN``
+    (``layers.0.0``, ``layers.1``) that LVT's stage-1 blocks and class-attention head have always used, so their
+    checkpoints load unchanged.
+
+    Shapes: x (..., C) -> (..., C).
+    """
+
+    def __init__(self, embed_dims: int, hidden_dims: int, drop: float = 0.):
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.Sequential(Linear(embed_dims, hidden_dims, activation='gelu'), nn.Dropout(drop)),
+            Linear(hidden_dims, embed_dims), nn.Dropout(drop))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)

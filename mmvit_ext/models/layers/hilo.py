@@ -15,7 +15,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ...registry import register_model
-from .utils import is_tracing, pad_to_multiple
+from .onednn import Linear
+from .utils import pad_to_multiple
 
 __all__ = ['HiLoAttention']
 
@@ -27,8 +28,7 @@ class HiLoAttention(nn.Module):
     Any map size: the (layer-normalised) map is zero-padded on the bottom/right to a multiple of ``window_size``,
     as in the official dense backbones; padded positions act as Hi-Fi keys and enter the Lo-Fi average pool
     (no masking), and the output is cropped back. Both branches run as one fused
-    ``scaled_dot_product_attention`` call each; windows are formed by reshapes. In inference both output
-    projections write into their channel slices of one tensor (no concatenation copy).
+    ``scaled_dot_product_attention`` call each; windows are formed by reshapes.
 
     Args:
         embed_dims: C, divisible by ``num_heads``.
@@ -64,12 +64,12 @@ class HiLoAttention(nn.Module):
         self.l_dim = self.l_heads * self.head_dim
         self.h_dim = self.h_heads * self.head_dim
         if self.l_heads:
-            self.l_q = nn.Linear(embed_dims, self.l_dim, bias=qkv_bias)
-            self.l_kv = nn.Linear(embed_dims, 2 * self.l_dim, bias=qkv_bias)
-            self.l_proj = nn.Linear(self.l_dim, self.l_dim)
+            self.l_q = Linear(embed_dims, self.l_dim, bias=qkv_bias)
+            self.l_kv = Linear(embed_dims, 2 * self.l_dim, bias=qkv_bias)
+            self.l_proj = Linear(self.l_dim, self.l_dim)
         if self.h_heads:
-            self.h_qkv = nn.Linear(embed_dims, 3 * self.h_dim, bias=qkv_bias)
-            self.h_proj = nn.Linear(self.h_dim, self.h_dim)
+            self.h_qkv = Linear(embed_dims, 3 * self.h_dim, bias=qkv_bias)
+            self.h_proj = Linear(self.h_dim, self.h_dim)
         self.reset_parameters()
 
     def reset_parameters(self):
@@ -120,17 +120,4 @@ class HiLoAttention(nn.Module):
         lofi = self.lofi(x, x_padded) if self.l_heads else None
         if hifi is None or lofi is None:
             return (self.h_proj(hifi) if lofi is None else self.l_proj(lofi)).reshape(b, n, c)
-        if not _writes_into_slices(x):
-            return torch.cat([self.h_proj(hifi), self.l_proj(lofi)], dim=-1).reshape(b, n, c)
-        # Inference: both projections write straight into their channel slices (Hi-Fi first) of one output, as
-        # GEMMs with a row stride of C, instead of into two tensors that a concatenation copies.
-        out = x.new_empty(b * n, c)
-        torch.addmm(self.h_proj.bias, hifi.reshape(-1, self.h_dim), self.h_proj.weight.t(), out=out[:, :self.h_dim])
-        torch.addmm(self.l_proj.bias, lofi.reshape(-1, self.l_dim), self.l_proj.weight.t(), out=out[:, self.h_dim:])
-        return out.view(b, n, c)
-
-
-def _writes_into_slices(x: torch.Tensor) -> bool:
-    """Whether ``out=`` GEMMs may replace the concatenation: no autograd (``out=`` has none), no autocast (it
-    would not cast them), no tracing, compiling or export (which want the functional graph)."""
-    return not (torch.is_grad_enabled() or torch.is_autocast_enabled(x.device.type) or is_tracing())
+        return torch.cat([self.h_proj(hifi), self.l_proj(lofi)], dim=-1).reshape(b, n, c)

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from ...registry import register_model
 from .attention import GridRelativePositionBias
+from .onednn import Linear, linear
 from .utils import batch_norm_train, pad_to_multiple
 
 __all__ = ['LocalGlobalAttention', 'BiDimensionalAttentionFFN', 'ResidualPatchMerging', 'LightViTStem']
@@ -60,9 +61,9 @@ class LocalGlobalAttention(nn.Module):
         self.dim = dim
         self.num_heads = num_heads
         self.window_size = window_size
-        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
-        self.kv_global = nn.Linear(dim, dim * 2, bias=qkv_bias)
-        self.proj = nn.Linear(dim, dim)
+        self.qkv = Linear(dim, dim * 3, bias=qkv_bias)
+        self.kv_global = Linear(dim, dim * 2, bias=qkv_bias)
+        self.proj = Linear(dim, dim)
         self.relative_position_bias = GridRelativePositionBias(num_heads, window_size)
 
     def forward_local(self, qkv: torch.Tensor) -> torch.Tensor:
@@ -95,8 +96,8 @@ class LocalGlobalAttention(nn.Module):
         if num_tokens:
             q, k, v = qkv.reshape(b, h * w, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4).unbind(0)
             # Only the query slice of qkv is applied to the global tokens: their keys/values are never used.
-            q_glb = _heads(F.linear(x_glb, self.qkv.weight[:c],
-                                    None if self.qkv.bias is None else self.qkv.bias[:c]), self.num_heads)
+            q_glb = _heads(linear(x_glb, self.qkv.weight[:c],
+                                  None if self.qkv.bias is None else self.qkv.bias[:c]), self.num_heads)
             x_glb = _merge_heads(F.scaled_dot_product_attention(q_glb, k, v))
             k_glb, v_glb = self.kv_global(x_glb).view(b, num_tokens, 2, self.num_heads, -1).permute(2, 0, 3, 1, 4)
             x_img = x_img + _merge_heads(F.scaled_dot_product_attention(q, k_glb, v_glb))
@@ -118,16 +119,15 @@ class BiDimensionalAttention(nn.Module):
         super().__init__()
         reduced = int(dim * act_ratio)
         self.norm = nn.LayerNorm(dim)
-        self.global_reduce = nn.Linear(dim, reduced)
-        self.local_reduce = nn.Linear(dim, reduced)
-        self.channel_select = nn.Linear(reduced, dim)
-        self.spatial_select = nn.Linear(reduced * 2, 1)
-        self.act = nn.GELU()
+        self.global_reduce = Linear(dim, reduced, activation='gelu')
+        self.local_reduce = Linear(dim, reduced, activation='gelu')
+        self.channel_select = Linear(reduced, dim)
+        self.spatial_select = Linear(reduced * 2, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         normed = self.norm(x)
-        x_global = self.act(self.global_reduce(normed.mean(1, keepdim=True)))
-        x_local = self.act(self.local_reduce(normed))
+        x_global = self.global_reduce(normed.mean(1, keepdim=True))
+        x_local = self.local_reduce(normed)
         channel_gate = self.channel_select(x_global).sigmoid()
         spatial_gate = self.spatial_select(torch.cat([x_local, x_global.expand_as(x_local)], dim=-1)).sigmoid()
         return x * (channel_gate * spatial_gate)
@@ -144,14 +144,13 @@ class BiDimensionalAttentionFFN(nn.Module):
 
     def __init__(self, dim: int, hidden_dim: int, drop: float = 0.):
         super().__init__()
-        self.fc1 = nn.Linear(dim, hidden_dim)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden_dim, dim)
+        self.fc1 = Linear(dim, hidden_dim, activation='gelu')
+        self.fc2 = Linear(hidden_dim, dim)
         self.gate = BiDimensionalAttention(dim)
         self.drop = nn.Dropout(drop) if drop > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.fc2(self.drop(self.act(self.fc1(x))))
+        x = self.fc2(self.drop(self.fc1(x)))
         return self.drop(self.gate(x))
 
 
@@ -170,10 +169,10 @@ class ResidualPatchMerging(nn.Module):
     def __init__(self, dim: int, out_dim: int):
         super().__init__()
         self.norm = nn.LayerNorm(4 * dim)
-        self.reduction = nn.Linear(4 * dim, out_dim, bias=False)
+        self.reduction = Linear(4 * dim, out_dim, bias=False)
         self.norm2 = nn.LayerNorm(dim)
-        self.proj = nn.Linear(dim, out_dim, bias=False)
-        self.res_proj = nn.Linear(dim, out_dim, bias=False)
+        self.proj = Linear(dim, out_dim, bias=False)
+        self.res_proj = Linear(dim, out_dim, bias=False)
 
     def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> Tuple[torch.Tensor, Tuple[int, int]]:
         b, n, c = x.shape

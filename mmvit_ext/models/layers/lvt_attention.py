@@ -18,6 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ...registry import register_model
+from .onednn import Linear, conv2d, linear
 from .utils import is_tracing
 
 __all__ = ['ConvolutionalSelfAttention', 'AtrousSelfAttention', 'RecursiveAtrousSelfAttention',
@@ -77,11 +78,11 @@ class ConvolutionalSelfAttention(nn.Module):
         self.scale = (dims // num_heads) ** -0.5
         taps = kernel_size ** 2
         self.pool = nn.AvgPool2d(stride, stride, ceil_mode=True)
-        self.attn_weights = nn.Linear(dims, taps * taps * num_heads)
+        self.attn_weights = Linear(dims, taps * taps * num_heads)
         # tap_proj[t] is the (out, in) value projection W_t of kernel tap t.
         self.tap_proj = nn.Parameter(torch.empty(taps, dims, dims))
         self.attn_drop = nn.Dropout(attn_drop)
-        self.proj = nn.Linear(dims, dims)
+        self.proj = Linear(dims, dims)
         self.proj_drop = nn.Dropout(proj_drop)
         self.reset_tap_proj()
 
@@ -97,7 +98,7 @@ class ConvolutionalSelfAttention(nn.Module):
         # Linear rows reordered from (head, target, source) to (source, head, target), scaled.
         weight = self.attn_weights.weight.view(heads, taps, taps, c).permute(2, 0, 1, 3).reshape(-1, c)
         bias = self.attn_weights.bias.view(heads, taps, taps).permute(2, 0, 1).reshape(-1)
-        logits = F.linear(pooled, weight * self.scale, bias * self.scale)
+        logits = linear(pooled, weight * self.scale, bias * self.scale)
         attn = logits.view(b, *pooled.shape[1:3], taps, heads, taps).softmax(dim=3)
         return self.attn_drop(attn.permute(0, 1, 2, 4, 5, 3))
 
@@ -166,14 +167,14 @@ class AtrousSelfAttention(nn.Module):
         self.num_heads = num_heads
         self.sr_ratio = sr_ratio
         self.dilations = tuple(dilations)
-        self.q = nn.Linear(dims, dims, bias=qkv_bias)
-        self.kv = nn.Linear(dims, 2 * dims, bias=qkv_bias)
+        self.q = Linear(dims, dims, bias=qkv_bias)
+        self.kv = Linear(dims, 2 * dims, bias=qkv_bias)
         self.atrous_kernel = nn.Parameter(torch.empty(dims, 1, 3, 3))
         if sr_ratio > 1:
             self.sr = nn.Conv2d(dims, dims, sr_ratio, sr_ratio)
             self.norm = nn.LayerNorm(dims)
         self.attn_drop = attn_drop
-        self.proj = nn.Linear(dims, dims)
+        self.proj = Linear(dims, dims)
         self.proj_drop = nn.Dropout(proj_drop)
         self.reset_atrous_kernel()
 
@@ -184,12 +185,12 @@ class AtrousSelfAttention(nn.Module):
     def atrous_query(self, q: torch.Tensor) -> torch.Tensor:
         """q: (B, H, W, C) -> sum over dilations of SiLU(depthwise 3x3 conv at that dilation), (B, H, W, C).
 
-        Each branch's SiLU and the sum run in place on the fresh conv outputs (autograd-safe: SiLU keeps what
-        its gradient needs), one pass each instead of a new tensor per op."""
+        Each branch's SiLU is fused into its conv (``layers.onednn.conv2d``) and the sum runs in place on the
+        fresh branch outputs."""
         q = q.permute(0, 3, 1, 2)  # NCHW view in channels-last memory: no copy around the convs
         out = None
         for d in self.dilations:
-            branch = F.silu(F.conv2d(q, self.atrous_kernel, padding=d, dilation=d, groups=q.shape[1]), inplace=True)
+            branch = conv2d(q, self.atrous_kernel, None, (d, d), (d, d), q.shape[1], activation='silu')
             out = branch if out is None else out.add_(branch)
         return out.permute(0, 2, 3, 1)
 

@@ -1,0 +1,116 @@
+"""Linear layers and depthwise convs with a faster CPU inference path: oneDNN with the bias and activation fused.
+
+PyTorch runs an fp32 ``nn.Linear`` on a CPU as ``addmm``: the bias is copied into the output, BLAS (MKL) adds the
+product onto it, and an activation after it is one more pass over the output; a conv is oneDNN already, but its
+activation is again a pass of its own. oneDNN's matmul and conv with post-ops (``torch.ops.mkldnn._linear_pointwise``
+/ ``_convolution_pointwise``, the ops PyTorch's inductor emits for a CPU) write ``act(x W^T + b)`` / ``act(conv(x))``
+in one pass. On a 2-core AMD EPYC (Zen 4) our linear layers run 1.6-2.1x faster than with ``addmm`` (MKL's sgemm is
+the slower of the two there), a Linear + GELU pair 2x and a depthwise 3x3 conv + GELU 1.1-2.1x; the benchmark's
+official-code comparison measures the whole models.
+
+The fused path is taken only where it gives the same result (within fp32 round-off, tested): CPU fp32 tensors, no
+autograd through the call (the ops have no backward), no autocast, no graph being recorded (``torch.export`` /
+ONNX / ``torch.jit.trace`` / ``torch.compile`` see ``F.linear`` / ``F.conv2d``, which they export and fuse
+themselves), and a PyTorch built with oneDNN. Everything else runs the plain ops and then the activation.
+``MMVIT_EXT_ONEDNN=0`` in the environment, or ``use_onednn(False)`` as a context manager, turns the path off.
+"""
+import contextlib
+import os
+from typing import Optional, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .utils import is_tracing
+
+__all__ = ['Linear', 'linear', 'conv2d', 'use_onednn']
+
+ACTIVATIONS = {None: None, 'gelu': F.gelu, 'silu': F.silu}
+# oneDNN post-op (attr, algorithm) per activation; GELU's algorithm 'none' is the exact (erf) form, nn.GELU's default.
+_POST_OPS = {None: ('none', ''), 'gelu': ('gelu', 'none'), 'silu': ('swish', '')}
+
+_available = (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, '_linear_pointwise')
+              and hasattr(torch.ops.mkldnn, '_convolution_pointwise'))
+_enabled = os.environ.get('MMVIT_EXT_ONEDNN', '1') != '0'
+
+
+@contextlib.contextmanager
+def use_onednn(enabled: bool):
+    """Turn the fused oneDNN path on or off inside a ``with`` block (e.g. to time or compare both)."""
+    global _enabled
+    previous, _enabled = _enabled, enabled
+    try:
+        yield
+    finally:
+        _enabled = previous
+
+
+def check_activation(activation: Optional[str], where: str):
+    if activation not in ACTIVATIONS:
+        raise ValueError(f'{where}: unknown activation {activation!r}, expected None or one of '
+                         f'{sorted(a for a in ACTIVATIONS if a)}')
+
+
+def _takes_onednn(x: torch.Tensor, *params: Optional[torch.Tensor]) -> bool:
+    params = [p for p in params if p is not None]
+    if not (_available and _enabled) or x.device.type != 'cpu':
+        return False
+    if any(t.dtype != torch.float32 for t in (x, *params)):
+        return False
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (x, *params)):
+        return False
+    return not (torch.is_autocast_enabled('cpu') or is_tracing())
+
+
+def _activate(x: torch.Tensor, activation: Optional[str]) -> torch.Tensor:
+    return x if activation is None else ACTIVATIONS[activation](x)
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] = None,
+           activation: Optional[str] = None) -> torch.Tensor:
+    """``act(x W^T + b)``: x (..., in), weight (out, in), bias (out,) or None -> (..., out).
+
+    ``activation``: None, ``'gelu'`` (exact, erf form) or ``'silu'``. One oneDNN matmul where the module
+    docstring allows it, else ``F.linear`` then the activation.
+    """
+    check_activation(activation, 'linear')
+    if x.dim() >= 2 and _takes_onednn(x, weight, bias):
+        attr, algorithm = _POST_OPS[activation]
+        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, attr, [], algorithm)
+    return _activate(F.linear(x, weight, bias), activation)
+
+
+def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] = None, padding: Sequence[int] = (0, 0),
+           dilation: Sequence[int] = (1, 1), groups: int = 1, activation: Optional[str] = None) -> torch.Tensor:
+    """``act(conv2d(x))`` at stride 1: x (B, C_in, H, W) (any memory format; the output keeps it) -> (B, C_out, H', W').
+
+    One oneDNN conv with the activation as a post-op where the module docstring allows it, else ``F.conv2d`` then
+    the activation.
+    """
+    check_activation(activation, 'conv2d')
+    if x.dim() == 4 and _takes_onednn(x, weight, bias):
+        attr, algorithm = _POST_OPS[activation]
+        return torch.ops.mkldnn._convolution_pointwise(x, weight, bias, list(padding), [1, 1], list(dilation), groups,
+                                                       attr, [], algorithm)
+    return _activate(F.conv2d(x, weight, bias, 1, tuple(padding), tuple(dilation), groups), activation)
+
+
+class Linear(nn.Linear):
+    """``nn.Linear`` (same parameters, init and state-dict keys) running through ``linear``, optionally with a
+    fused activation: ``Linear(c, 4 * c, activation='gelu')`` is ``nn.Sequential(nn.Linear(c, 4 * c), nn.GELU())``.
+
+    Shapes: x (..., in_features) -> (..., out_features).
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, activation: Optional[str] = None,
+                 **kwargs):
+        check_activation(activation, 'Linear')
+        super().__init__(in_features, out_features, bias, **kwargs)
+        self.activation = activation
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return linear(x, self.weight, self.bias, self.activation)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + (f', activation={self.activation}' if self.activation else '')

@@ -1,0 +1,140 @@
+"""``layers.onednn``: oneDNN linear / conv with fused activations in CPU inference, the plain ops everywhere else,
+the same numbers."""
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.profiler import profile
+
+from mmvit_ext.models.backbones import LIT, LITv2, LVT, LightViT
+from mmvit_ext.models.layers import ConvFFN, Linear, conv2d, linear, use_onednn
+from mmvit_ext.models.layers.onednn import _available
+
+ONEDNN_OP = 'mkldnn::_linear_pointwise'
+ONEDNN_CONV = 'mkldnn::_convolution_pointwise'
+needs_onednn = pytest.mark.skipif(not _available, reason='this PyTorch build has no oneDNN')
+
+
+def _ops(fn):
+    with profile() as prof:
+        out = fn()
+    return out, {e.name for e in prof.events()}
+
+
+def _reference(x, weight, bias, activation):
+    out = F.linear(x, weight, bias)
+    return F.gelu(out) if activation == 'gelu' else out
+
+
+@needs_onednn
+@pytest.mark.parametrize('activation', [None, 'gelu'])
+@pytest.mark.parametrize('make_x', [
+    lambda: torch.randn(7, 16),
+    lambda: torch.randn(2, 3, 5, 16),
+    lambda: torch.randn(2, 16, 3, 5).permute(0, 2, 3, 1),  # channels-last view of an NCHW map
+    lambda: torch.randn(16, 9).t(),  # transposed
+    lambda: torch.randn(4, 32)[:, ::2],  # strided columns
+    lambda: torch.randn(0, 16),  # no rows
+], ids=['2d', '4d', 'permuted', 'transposed', 'strided', 'empty'])
+@pytest.mark.parametrize('with_bias', [True, False])
+def test_inference_runs_on_onednn_and_equals_f_linear(make_x, activation, with_bias):
+    x = make_x()
+    weight, bias = torch.randn(24, 16), torch.randn(24) if with_bias else None
+    with torch.no_grad():
+        out, ops = _ops(lambda: linear(x, weight, bias, activation))
+    assert ONEDNN_OP in ops
+    assert out.shape == (*x.shape[:-1], 24)
+    torch.testing.assert_close(out, _reference(x, weight, bias, activation), atol=1e-5, rtol=1e-5)
+
+
+@needs_onednn
+def test_autograd_autocast_tracing_and_the_switch_take_f_linear():
+    layer = Linear(16, 24, activation='gelu')
+    x = torch.randn(5, 16)
+    # Autograd through the call (the oneDNN op has no backward): F.linear, and the gradients are PyTorch's.
+    out, ops = _ops(lambda: layer(x))
+    assert ONEDNN_OP not in ops and out.grad_fn is not None
+    out.sum().backward()
+    weight = layer.weight.detach().requires_grad_()
+    _reference(x, weight, layer.bias.detach(), 'gelu').sum().backward()
+    torch.testing.assert_close(layer.weight.grad, weight.grad)
+    # Autocast: F.linear casts as it always does.
+    with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16):
+        out, ops = _ops(lambda: layer(x))
+    assert ONEDNN_OP not in ops and out.dtype == torch.bfloat16
+    # Other dtypes.
+    with torch.no_grad():
+        _, ops = _ops(lambda: Linear(16, 24).double()(x.double()))
+    assert ONEDNN_OP not in ops
+    # A recorded graph holds the portable op.
+    with torch.no_grad():
+        traced = torch.jit.trace(layer, x)
+    graph = str(traced.graph)
+    assert 'aten::linear' in graph and 'mkldnn' not in graph
+    torch.testing.assert_close(traced(x), layer(x).detach())
+    # The switch.
+    with torch.no_grad(), use_onednn(False):
+        _, ops = _ops(lambda: layer(x))
+    assert ONEDNN_OP not in ops
+    with torch.no_grad():
+        _, ops = _ops(lambda: layer(x))
+    assert ONEDNN_OP in ops
+
+
+@needs_onednn
+@pytest.mark.parametrize('activation', [None, 'gelu', 'silu'])
+@pytest.mark.parametrize('dilation', [1, 3])
+@pytest.mark.parametrize('channels_last', [True, False])
+def test_depthwise_conv_inference_runs_on_onednn_and_equals_f_conv2d(activation, dilation, channels_last):
+    x = torch.randn(2, 5, 7, 16).permute(0, 3, 1, 2) if channels_last else torch.randn(2, 16, 5, 7)
+    weight, bias = torch.randn(16, 1, 3, 3), torch.randn(16)
+    with torch.no_grad():
+        out, ops = _ops(lambda: conv2d(x, weight, bias, (dilation, dilation), (dilation, dilation), 16, activation))
+    assert ONEDNN_CONV in ops
+    expected = F.conv2d(x, weight, bias, 1, dilation, dilation, 16)
+    expected = {None: expected, 'gelu': F.gelu(expected), 'silu': F.silu(expected)}[activation]
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+    assert out.is_contiguous(memory_format=torch.channels_last) == channels_last
+
+
+@needs_onednn
+def test_conv_ffn_trains_through_pytorch_ops_and_infers_through_onednn():
+    ffn = ConvFFN(8, 32)
+    x = torch.randn(2, 12, 8)
+    out, ops = _ops(lambda: ffn(x, (3, 4)))
+    assert not ops & {ONEDNN_OP, ONEDNN_CONV}
+    out.sum().backward()
+    assert all(p.grad is not None for p in ffn.parameters())
+    with torch.no_grad():
+        fast, ops = _ops(lambda: ffn(x, (3, 4)))
+    assert {ONEDNN_OP, ONEDNN_CONV} <= ops
+    torch.testing.assert_close(fast, out.detach(), atol=1e-5, rtol=1e-5)
+
+
+def test_linear_module_is_an_nn_linear_with_its_keys_and_checks_the_activation():
+    layer = Linear(8, 4, bias=False, activation='gelu')
+    assert isinstance(layer, nn.Linear) and list(layer.state_dict()) == ['weight']
+    assert 'activation=gelu' in repr(layer)
+    with pytest.raises(ValueError, match="unknown activation 'relu'"):
+        Linear(8, 4, activation='relu')
+    with pytest.raises(ValueError, match="unknown activation 'tanh'"):
+        linear(torch.randn(2, 8), torch.randn(4, 8), activation='tanh')
+    with pytest.raises(ValueError, match="unknown activation 'relu'"):
+        conv2d(torch.randn(1, 4, 3, 3), torch.randn(4, 1, 3, 3), groups=4, activation='relu')
+
+
+@pytest.mark.parametrize('build, shape', [
+    (lambda: LITv2('small'), (1, 3, 64, 96)),
+    (lambda: LIT('tiny'), (1, 3, 64, 96)),
+    (lambda: LightViT('tiny'), (2, 3, 64, 96)),
+    (lambda: LVT('mobile'), (1, 3, 64, 96)),
+], ids=['LITv2', 'LIT', 'LightViT', 'LVT'])
+def test_backbone_features_equal_with_and_without_onednn(build, shape):
+    model = build().eval()
+    x = torch.randn(shape)
+    with torch.no_grad():
+        fast = model(x)
+        with use_onednn(False):
+            plain = model(x)
+    for a, b in zip(fast, plain):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
