@@ -1,5 +1,6 @@
 """Upstream models measured in the same run as the yardstick of every ratio: mmdet Swin-T / PVTv2, mmseg MiT-B0,
-mmpretrain ResNet-50, and the baseline attention layers of the HiLo paper's comparison (written here)."""
+mmpretrain ResNet-50, and the baseline attention layers of the HiLo paper's comparison (written here, on the same
+``layers.Linear`` as our layers, so that a layer comparison measures the attention, not the GEMM library)."""
 import functools
 from typing import List, Tuple
 
@@ -7,6 +8,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..models.layers import Linear
 from .models import ModelSpec
 
 __all__ = ['BASELINES', 'baseline_backbones', 'build_registered', 'ExplicitMultiheadAttention', 'WindowAttention',
@@ -53,8 +55,8 @@ class ExplicitMultiheadAttention(nn.Module):
         super().__init__()
         self.num_heads = num_heads
         self.scale = (dim // num_heads) ** -0.5
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.proj = nn.Linear(dim, dim)
+        self.qkv = Linear(dim, 3 * dim)
+        self.proj = Linear(dim, dim)
 
     def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
         b, n, c = x.shape
@@ -72,8 +74,8 @@ class WindowAttention(nn.Module):
     def __init__(self, dim: int, num_heads: int, window_size: int):
         super().__init__()
         self.num_heads, self.window_size = num_heads, window_size
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.proj = nn.Linear(dim, dim)
+        self.qkv = Linear(dim, 3 * dim)
+        self.proj = Linear(dim, dim)
 
     def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
         b, n, c = x.shape
@@ -96,11 +98,11 @@ class SpatialReductionAttention(nn.Module):
     def __init__(self, dim: int, num_heads: int, sr_ratio: int):
         super().__init__()
         self.num_heads = num_heads
-        self.q = nn.Linear(dim, dim)
-        self.kv = nn.Linear(dim, 2 * dim)
+        self.q = Linear(dim, dim)
+        self.kv = Linear(dim, 2 * dim)
         self.sr = nn.Conv2d(dim, dim, sr_ratio, sr_ratio)
         self.norm = nn.LayerNorm(dim)
-        self.proj = nn.Linear(dim, dim)
+        self.proj = Linear(dim, dim)
 
     def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
         b, n, c = x.shape

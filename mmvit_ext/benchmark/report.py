@@ -179,12 +179,14 @@ def _efficiency_lines(backbone: Sequence[dict], gemm: Dict[str, dict]) -> List[s
     features = cpu_features()
     flags = ', '.join(f'{k} {"yes" if v else "no"}' for k, v in features.items()) or 'unknown'
     lines = ['## Efficiency: achieved GFLOP/s against the GEMM peak', '',
-             'GEMM peak: one `torch.mm` of two square matrices in this run (FLOPs as multiply-adds, like the models\' '
-             'counts; twice that in the 2-FLOP convention). CPU extensions: ' + flags + '.', '',
-             '| GEMM | size | ms | GFLOP/s (multiply-adds) | GFLOP/s (2-FLOP convention) |', '|---|---|---|---|---|']
+             'GEMM peak: one product of two square matrices in this run, the faster of `torch.mm` and oneDNN\'s '
+             'matmul (the one our linear layers run on in fp32 CPU inference); FLOPs as multiply-adds, like the '
+             'models\' counts, and twice that in the 2-FLOP convention. CPU extensions: ' + flags + '.', '',
+             '| GEMM | size | library | ms | GFLOP/s (multiply-adds) | GFLOP/s (2-FLOP convention) |',
+             '|---|---|---|---|---|---|']
     for r in gemm.values():
-        lines.append(f'| {r["dtype"]} | {r["size"]} | {r["latency_ms"]:.1f} | {r["gmacs"]:.1f} | '
-                     f'{r["gflops_2x"]:.1f} |')
+        lines.append(f'| {r["dtype"]} | {r["size"]} | {r.get("backend", "torch.mm")} | {r["latency_ms"]:.1f} | '
+                     f'{r["gmacs"]:.1f} | {r["gflops_2x"]:.1f} |')
     cls_batch = max((r['batch'] for r in backbone if r['setting'] == 'cls'), default=1)
     peak = gemm.get('fp32', {}).get('gmacs')
     lines += ['', f'Backbones at 224x224, batch {cls_batch}: fp32 GFLOP/s and its share of the fp32 GEMM peak; '

@@ -56,6 +56,8 @@ def test_gemm_peak_counts_multiply_adds():
     peak = gemm_peak(CPU, size=128, repeat=3, max_seconds=.1)
     assert peak['gmacs'] == pytest.approx(128 ** 3 / (peak['latency_ms'] / 1e3) / 1e9)
     assert peak['gflops_2x'] == pytest.approx(2 * peak['gmacs']) and peak['dtype'] == 'float32'
+    assert peak['backend'] in ('torch.mm', 'oneDNN')
+    assert gemm_peak(CPU, size=64, dtype=torch.bfloat16, repeat=3, max_seconds=.1)['backend'] == 'torch.mm'
 
 
 def test_cpu_features_read_the_flags():
