@@ -38,7 +38,10 @@ TARGET_NOTES = {
         'Both layers run their attention products as one fused `scaled_dot_product_attention` call, so the N x N '
         'attention matrix that the paper\'s MSA materialises (and that HiLo avoids) is never written here; what '
         'remains is mostly the q/k/v and output projections, which HiLo keeps. HiLo\'s FLOP count bounds its '
-        'speed-up when both layers run their ops at the same rate.'),
+        'speed-up when both layers run their ops at the same rate; they do not: Lo-Fi attends from every query to '
+        'only (H/2)(W/2) pooled keys (49 at 14x14), a shape on which torch\'s CPU flash-attention kernel reaches '
+        'less than half of its rate on MSA\'s N x N product (explicit matmuls are no faster there), and the '
+        'projections, now at oneDNN\'s rate, no longer hide that.'),
     'LITv2-S vs LIT-S, 224x224': (
         'LITv2-S trades LIT-S\'s plain MLP blocks (stages 1-2) for ConvFFN, whose 3x3 depthwise conv runs on the '
         '4x-wide hidden map and is memory-bound on a CPU (it already runs channels-last, oneDNN\'s fastest layout '
@@ -61,13 +64,14 @@ OFFICIAL_NEED = {'cls': 1.05, 'dense': 1.5}
 # What the code of both sides does, shown under a missed official comparison of that family and setting.
 OFFICIAL_NOTES = {
     ('LightViT', 'dense'): (
-        'Both sides run the same matmuls (q/k/v, projections, the MLPs: the largest group on both sides, one '
-        'GEMM per layer with the same shapes) and the exact GELU, which together bound the ratio; ours saves on '
-        'attention (fused calls, no softmax(QK^T) written) and runs the stem\'s depthwise convs channels-last. '
-        'The stem\'s BatchNorms (eval mode) run as separate passes on both sides.'),
+        'Both sides run GEMMs of the same shapes (q/k/v, projections, the MLPs: the largest group on both sides); '
+        'ours runs them as oneDNN matmuls with the bias and GELU fused (`layers/onednn.py`), the official code as '
+        'addmm plus a GELU pass, so the ratio follows the two GEMM libraries on this CPU. Ours also saves on '
+        'attention (fused calls, no softmax(QK^T) written) and runs the stem\'s depthwise convs channels-last.'),
     ('LIT', 'cls'): (
         'LIT-Ti classifies 224x224 with MLP-only stages 1-2: nearly all of its time is the MLP matmuls and GELU, '
-        'the same on both sides, so the deformable token merging and the attention of stages 3-4 decide.'),
+        'which ours runs as oneDNN matmuls with the bias and GELU fused and the official code as addmm plus a GELU '
+        'pass; the deformable token merging and the attention of stages 3-4 decide the rest.'),
 }
 
 
