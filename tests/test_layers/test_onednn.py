@@ -1,5 +1,8 @@
 """``layers.onednn``: oneDNN linear / conv with fused activations in CPU inference, the plain ops everywhere else,
 the same numbers."""
+import os
+import subprocess
+
 import pytest
 import torch
 import torch.nn as nn
@@ -138,3 +141,11 @@ def test_backbone_features_equal_with_and_without_onednn(build, shape):
             plain = model(x)
     for a, b in zip(fast, plain):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_environment_variable_turns_the_path_off(python):
+    code = 'import mmvit_ext.models.layers.onednn as m; print(m._enabled)'
+    for value, expected in (('0', 'False'), ('1', 'True')):
+        out = subprocess.run([python, '-c', code], env={**os.environ, 'MMVIT_EXT_ONEDNN': value},
+                             capture_output=True, text=True, check=True).stdout
+        assert out.strip().splitlines()[-1] == expected
