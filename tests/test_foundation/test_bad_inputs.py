@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import mmvit_ext  # noqa: F401
+from mmvit_ext.models.base_backbone import check_images
 from mmvit_ext.models.backbones.lightvit import LightViT
 from mmvit_ext.models.backbones.lit import LIT
 from mmvit_ext.models.backbones.litv2 import LITv2
@@ -55,6 +56,19 @@ def test_non_finite_pixels_are_refused(family, mode, value):
     x[1, 0, 10, 20] = value
     with pytest.raises(ValueError, match=f'{family}: the input images hold NaN or Inf'):
         model(x)
+
+
+def test_finiteness_check_is_exact_where_the_fast_sum_is_not():
+    """The check sums the input first: finite pixels whose sum overflows still pass, and +Inf / -Inf pixels
+    (whose sum is NaN) and a single NaN are still refused."""
+    x = torch.full((1, 3, 32, 32), 3e38)
+    assert not torch.isfinite(x.sum())
+    check_images(x, 3, 32, 'LIT')
+    for values in ((float('inf'), -float('inf')), (float('nan'), 0.)):
+        x = torch.zeros(1, 3, 32, 32)
+        x[0, 0, 0, :2] = torch.tensor(values)
+        with pytest.raises(ValueError, match='NaN or Inf'):
+            check_images(x, 3, 32, 'LIT')
 
 
 @pytest.mark.parametrize('family', sorted(TINY))

@@ -1,4 +1,5 @@
 """LightViT ops against obviously-correct reference computations of the paper / official data flow."""
+import copy
 import math
 
 import pytest
@@ -168,3 +169,30 @@ def test_stem_shapes_layout_and_norm_eval():
     assert all(m.groups == 32 for m in list(stem.stem)[3::3])
     stem.train()
     assert stem.proj.training and not any(m.training for m in stem.stem if isinstance(m, torch.nn.BatchNorm2d))
+
+
+@pytest.mark.parametrize('training', [False, True])
+def test_stem_equals_its_sequential_definition(training):
+    """conv -> BN -> GELU four times, proj, LN: in eval mode the BNs are folded into the convs (one fused conv each);
+    in training they normalise with the batch statistics and update their running ones, as the layers would."""
+    stem = LightViTStem(3, 32)
+    for m in stem.stem:
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.normal_()
+            m.running_var.uniform_(.5, 2.)
+            m.weight.data.normal_()
+            m.bias.data.normal_()
+    stem.train(training)
+    reference = copy.deepcopy(stem)
+    x = torch.randn(2, 3, 37, 50)
+    with torch.no_grad():
+        tokens, hw = stem(x)
+        ref = reference.proj(reference.stem(x))
+    assert hw == ref.shape[2:]
+    torch.testing.assert_close(tokens, reference.norm(ref.flatten(2).transpose(1, 2)), atol=1e-5, rtol=1e-5)
+    for ours, theirs in zip(stem.stem, reference.stem):
+        if isinstance(ours, torch.nn.BatchNorm2d):
+            torch.testing.assert_close(ours.running_mean, theirs.running_mean)
+    if not training:  # the fold is differentiable: gradients reach the conv weights and the BN affine parameters
+        stem(x)[0].sum().backward()
+        assert all(p.grad is not None for p in stem.stem.parameters())

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from ...registry import register_model
 from .attention import GridRelativePositionBias
-from .onednn import Linear, linear
+from .onednn import Linear, conv2d, linear
 from .utils import batch_norm_train, pad_to_multiple
 
 __all__ = ['LocalGlobalAttention', 'BiDimensionalAttentionFFN', 'ResidualPatchMerging', 'LightViTStem']
@@ -219,11 +219,24 @@ class LightViTStem(nn.Module):
         # Channels-last: the depthwise convs run ~1.7x faster on CPU (oneDNN), and the output map flattens to
         # contiguous (B, H*W, C) tokens without a copy.
         x = x.contiguous(memory_format=torch.channels_last)
-        for layer in self.stem:
-            x = batch_norm_train(layer, x, 'LightViTStem') if isinstance(layer, nn.BatchNorm2d) else layer(x)
+        for i in range(0, len(self.stem), 3):  # (conv, BN, GELU) triples; the GELU modules keep the official indices
+            conv, norm, _ = self.stem[i:i + 3]
+            x = self.conv_norm_gelu(conv, norm, x)
         x = self.proj(x)
         hw = (x.shape[2], x.shape[3])
         return self.norm(x.flatten(2).transpose(1, 2)), hw
+
+    @staticmethod
+    def conv_norm_gelu(conv: nn.Conv2d, norm: nn.BatchNorm2d, x: torch.Tensor) -> torch.Tensor:
+        """GELU(BN(conv(x))). A BN in eval mode is an affine map per channel, folded into the conv's weight and bias
+        (``W * s``, ``beta - mean * s`` with ``s = gamma / sqrt(var + eps)``), so the three run as one conv with the
+        GELU fused (``layers.onednn.conv2d``); a training BN runs on its own."""
+        if norm.training:
+            return F.gelu(batch_norm_train(norm, conv(x), 'LightViTStem'))
+        scale = norm.weight * torch.rsqrt(norm.running_var + norm.eps)
+        bias = norm.bias - norm.running_mean * scale
+        return conv2d(x, conv.weight * scale.view(-1, 1, 1, 1), bias, conv.padding, conv.dilation, conv.groups,
+                      activation='gelu', stride=conv.stride)
 
     def train(self, mode: bool = True):
         super().train(mode)

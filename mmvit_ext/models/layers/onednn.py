@@ -82,8 +82,9 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] =
 
 
 def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] = None, padding: Sequence[int] = (0, 0),
-           dilation: Sequence[int] = (1, 1), groups: int = 1, activation: Optional[str] = None) -> torch.Tensor:
-    """``act(conv2d(x))`` at stride 1: x (B, C_in, H, W) (any memory format; the output keeps it) -> (B, C_out, H', W').
+           dilation: Sequence[int] = (1, 1), groups: int = 1, activation: Optional[str] = None,
+           stride: Sequence[int] = (1, 1)) -> torch.Tensor:
+    """``act(conv2d(x))``: x (B, C_in, H, W) (any memory format; the output keeps it) -> (B, C_out, H', W').
 
     One oneDNN conv with the activation as a post-op where the module docstring allows it, else ``F.conv2d`` then
     the activation.
@@ -91,9 +92,9 @@ def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] =
     check_activation(activation, 'conv2d')
     if x.dim() == 4 and _takes_onednn(x, weight, bias):
         attr, algorithm = _POST_OPS[activation]
-        return torch.ops.mkldnn._convolution_pointwise(x, weight, bias, list(padding), [1, 1], list(dilation), groups,
-                                                       attr, [], algorithm)
-    return _activate(F.conv2d(x, weight, bias, 1, tuple(padding), tuple(dilation), groups), activation)
+        return torch.ops.mkldnn._convolution_pointwise(x, weight, bias, list(padding), list(stride), list(dilation),
+                                                       groups, attr, [], algorithm)
+    return _activate(F.conv2d(x, weight, bias, tuple(stride), tuple(padding), tuple(dilation), groups), activation)
 
 
 class Linear(nn.Linear):
