@@ -18,6 +18,17 @@ def _seeded():
     np.random.seed(0)
 
 
+@pytest.fixture(autouse=True)
+def _default_scope():
+    """Every test starts with the registry default scope it would have alone: mmengine keeps the last scope set
+    (e.g. mmseg's, by a config built in the deploy tests), under which mmpretrain's MODELS.build looks in mmseg."""
+    from mmengine.registry import DefaultScope
+    before = dict(DefaultScope._instance_dict)
+    yield
+    DefaultScope._instance_dict.clear()
+    DefaultScope._instance_dict.update(before)
+
+
 @pytest.fixture(scope='session')
 def repo_root():
     return ROOT
