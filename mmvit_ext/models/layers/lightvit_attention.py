@@ -229,8 +229,8 @@ class LightViTStem(nn.Module):
     @staticmethod
     def conv_norm_gelu(conv: nn.Conv2d, norm: nn.BatchNorm2d, x: torch.Tensor) -> torch.Tensor:
         """GELU(BN(conv(x))). A BN in eval mode is an affine map per channel, folded into the conv's weight and bias
-        (``W * s``, ``beta - mean * s`` with ``s = gamma / sqrt(var + eps)``), so the three run as one conv with the
-        GELU fused (``layers.onednn.conv2d``); a training BN runs on its own."""
+        (``W * s``, ``beta - mean * s`` with ``s = gamma / sqrt(var + eps)``; the stem's convs have no bias), so the
+        three run as one conv with the GELU fused (``layers.onednn.conv2d``); a training BN runs on its own."""
         if norm.training:
             return F.gelu(batch_norm_train(norm, conv(x), 'LightViTStem'))
         scale = norm.weight * torch.rsqrt(norm.running_var + norm.eps)

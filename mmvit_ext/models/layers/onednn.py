@@ -26,9 +26,9 @@ from .utils import is_tracing
 
 __all__ = ['Linear', 'linear', 'conv2d', 'use_onednn']
 
-ACTIVATIONS = {None: None, 'gelu': F.gelu, 'silu': F.silu}
-# oneDNN post-op (attr, algorithm) per activation; GELU's algorithm 'none' is the exact (erf) form, nn.GELU's default.
-_POST_OPS = {None: ('none', ''), 'gelu': ('gelu', 'none'), 'silu': ('swish', '')}
+# Activation -> (PyTorch function, oneDNN post-op attr, algorithm); GELU's algorithm 'none' is the exact (erf) form,
+# nn.GELU's default.
+_ACTIVATIONS = {None: (None, 'none', ''), 'gelu': (F.gelu, 'gelu', 'none'), 'silu': (F.silu, 'swish', '')}
 
 _available = (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, '_linear_pointwise')
               and hasattr(torch.ops.mkldnn, '_convolution_pointwise'))
@@ -47,9 +47,9 @@ def use_onednn(enabled: bool):
 
 
 def check_activation(activation: Optional[str], where: str):
-    if activation not in ACTIVATIONS:
+    if activation not in _ACTIVATIONS:
         raise ValueError(f'{where}: unknown activation {activation!r}, expected None or one of '
-                         f'{sorted(a for a in ACTIVATIONS if a)}')
+                         f'{sorted(a for a in _ACTIVATIONS if a)}')
 
 
 def _takes_onednn(x: torch.Tensor, *params: Optional[torch.Tensor]) -> bool:
@@ -64,7 +64,7 @@ def _takes_onednn(x: torch.Tensor, *params: Optional[torch.Tensor]) -> bool:
 
 
 def _activate(x: torch.Tensor, activation: Optional[str]) -> torch.Tensor:
-    return x if activation is None else ACTIVATIONS[activation](x)
+    return x if activation is None else _ACTIVATIONS[activation][0](x)
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] = None,
@@ -76,7 +76,7 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] =
     """
     check_activation(activation, 'linear')
     if x.dim() >= 2 and _takes_onednn(x, weight, bias):
-        attr, algorithm = _POST_OPS[activation]
+        _, attr, algorithm = _ACTIVATIONS[activation]
         return torch.ops.mkldnn._linear_pointwise(x, weight, bias, attr, [], algorithm)
     return _activate(F.linear(x, weight, bias), activation)
 
@@ -91,7 +91,7 @@ def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] =
     """
     check_activation(activation, 'conv2d')
     if x.dim() == 4 and _takes_onednn(x, weight, bias):
-        attr, algorithm = _POST_OPS[activation]
+        _, attr, algorithm = _ACTIVATIONS[activation]
         return torch.ops.mkldnn._convolution_pointwise(x, weight, bias, list(padding), list(stride), list(dilation),
                                                        groups, attr, [], algorithm)
     return _activate(F.conv2d(x, weight, bias, tuple(stride), tuple(padding), tuple(dilation), groups), activation)
