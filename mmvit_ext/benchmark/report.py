@@ -316,7 +316,8 @@ def render_report(meta: dict, targets: List[dict], explanations: List[dict], bac
                   'CPU time of `aten::` ops). "aten calls" counts every op call of the forward; "max calls" is the '
                   'most-called op. A Python loop over windows or heads would show as hundreds to thousands of '
                   'calls of matmul/softmax ops; attention runs as one fused '
-                  '`scaled_dot_product_attention` call per layer branch instead.', '',
+                  '`scaled_dot_product_attention` call per layer branch instead (one batched matmul / softmax / '
+                  'matmul triple where a branch has at most 16 keys).', '',
                   table(profiles, 'profile', markdown=True), '']
     lines += ['## Reproduce', '', f'`{meta["command"]}` (about {meta["minutes"]:.0f} minutes on this machine); '
               'the raw rows are in `benchmark.json`. Single modes: `python tools/analysis_tools/benchmark.py '

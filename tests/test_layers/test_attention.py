@@ -158,3 +158,26 @@ def test_attention_rejects_wrong_grid():
         attn(torch.randn(1, 6, 8), (2, 2))
     with pytest.raises(ValueError, match='divisible'):
         RelPosMultiheadAttention(10, 3)
+
+
+@pytest.mark.parametrize('q_shape, keys', [((6272, 2, 4, 64), 4), ((2, 4, 196, 32), 8), ((3, 5, 7, 16), 16),
+                                           ((2, 3, 9, 8), 17)], ids=['hilo-window', 'global-tokens', 'at-limit',
+                                                                     'fused'])
+@pytest.mark.parametrize('scale', [None, .3])
+def test_attention_with_few_keys_equals_fused_sdpa(q_shape, keys, scale):
+    """The explicit product (CPU inference, <= FEW_KEYS keys) equals the fused op; more keys and training take the
+    fused op."""
+    from torch.profiler import profile
+    from mmvit_ext.models.layers.utils import FEW_KEYS, attention
+    q = torch.randn(q_shape)
+    k, v = torch.randn(*q_shape[:-2], keys, q_shape[-1]), torch.randn(*q_shape[:-2], keys, 24)
+    with torch.no_grad(), profile() as prof:
+        out = attention(q, k, v, scale)
+    fused = 'aten::scaled_dot_product_attention' in {e.name for e in prof.events()}
+    assert fused == (keys > FEW_KEYS)
+    torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k, v, scale=scale), atol=2e-6, rtol=1e-5)
+    assert out.shape == (*q_shape[:-1], 24)
+    q.requires_grad_()
+    with profile() as prof:
+        attention(q, k, v, scale).sum().backward()
+    assert 'aten::scaled_dot_product_attention' in {e.name for e in prof.events()}  # training: the fused op

@@ -11,11 +11,18 @@ from torch.profiler import profile
 
 from mmvit_ext.models.backbones import LIT, LITv2, LVT, LightViT
 from mmvit_ext.models.layers import ConvFFN, Linear, conv2d, linear, use_onednn
+from mmvit_ext.models.layers import onednn
 from mmvit_ext.models.layers.onednn import _available
 
 ONEDNN_OP = 'mkldnn::_linear_pointwise'
 ONEDNN_CONV = 'mkldnn::_convolution_pointwise'
 needs_onednn = pytest.mark.skipif(not _available, reason='this PyTorch build has no oneDNN')
+
+
+@pytest.fixture
+def linear_on_onednn(monkeypatch):
+    """The oneDNN linear path as on an AVX-512 CPU, whatever this CPU is (the op runs on AVX2 too, only slower)."""
+    monkeypatch.setattr(onednn, '_linear_faster', True)
 
 
 def _ops(fn):
@@ -40,7 +47,7 @@ def _reference(x, weight, bias, activation):
     lambda: torch.randn(0, 16),  # no rows
 ], ids=['2d', '4d', 'permuted', 'transposed', 'strided', 'empty'])
 @pytest.mark.parametrize('with_bias', [True, False])
-def test_inference_runs_on_onednn_and_equals_f_linear(make_x, activation, with_bias):
+def test_inference_runs_on_onednn_and_equals_f_linear(make_x, activation, with_bias, linear_on_onednn):
     x = make_x()
     weight, bias = torch.randn(24, 16), torch.randn(24) if with_bias else None
     with torch.no_grad():
@@ -51,7 +58,7 @@ def test_inference_runs_on_onednn_and_equals_f_linear(make_x, activation, with_b
 
 
 @needs_onednn
-def test_autograd_autocast_tracing_and_the_switch_take_f_linear():
+def test_autograd_autocast_tracing_and_the_switch_take_f_linear(linear_on_onednn):
     layer = Linear(16, 24, activation='gelu')
     x = torch.randn(5, 16)
     # Autograd through the call (the oneDNN op has no backward): F.linear, and the gradients are PyTorch's.
@@ -101,7 +108,7 @@ def test_depthwise_conv_inference_runs_on_onednn_and_equals_f_conv2d(activation,
 
 
 @needs_onednn
-def test_conv_ffn_trains_through_pytorch_ops_and_infers_through_onednn():
+def test_conv_ffn_trains_through_pytorch_ops_and_infers_through_onednn(linear_on_onednn):
     ffn = ConvFFN(8, 32)
     x = torch.randn(2, 12, 8)
     out, ops = _ops(lambda: ffn(x, (3, 4)))
@@ -112,6 +119,18 @@ def test_conv_ffn_trains_through_pytorch_ops_and_infers_through_onednn():
         fast, ops = _ops(lambda: ffn(x, (3, 4)))
     assert {ONEDNN_OP, ONEDNN_CONV} <= ops
     torch.testing.assert_close(fast, out.detach(), atol=1e-5, rtol=1e-5)
+
+
+@needs_onednn
+def test_linear_keeps_addmm_where_the_cpu_has_no_avx512(monkeypatch):
+    monkeypatch.setattr(onednn, '_linear_faster', False)
+    layer, x = Linear(16, 24, activation='gelu'), torch.randn(5, 16)
+    with torch.no_grad():
+        out, ops = _ops(lambda: layer(x))
+        conv_out, conv_ops = _ops(lambda: conv2d(torch.randn(1, 4, 5, 5), torch.randn(4, 1, 3, 3), groups=4))
+    assert ONEDNN_OP not in ops and 'aten::addmm' in ops
+    torch.testing.assert_close(out, _reference(x, layer.weight, layer.bias, 'gelu'))
+    assert ONEDNN_CONV in conv_ops  # the fused convs are faster on AVX2 CPUs too
 
 
 def test_linear_module_is_an_nn_linear_with_its_keys_and_checks_the_activation():
@@ -132,7 +151,7 @@ def test_linear_module_is_an_nn_linear_with_its_keys_and_checks_the_activation()
     (lambda: LightViT('tiny'), (2, 3, 64, 96)),
     (lambda: LVT('mobile'), (1, 3, 64, 96)),
 ], ids=['LITv2', 'LIT', 'LightViT', 'LVT'])
-def test_backbone_features_equal_with_and_without_onednn(build, shape):
+def test_backbone_features_equal_with_and_without_onednn(build, shape, linear_on_onednn):
     model = build().eval()
     x = torch.randn(shape)
     with torch.no_grad():

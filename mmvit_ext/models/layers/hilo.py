@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from ...registry import register_model
 from .onednn import Linear
-from .utils import pad_to_multiple
+from .utils import attention, pad_to_multiple
 
 __all__ = ['HiLoAttention']
 
@@ -27,8 +27,8 @@ class HiLoAttention(nn.Module):
 
     Any map size: the (layer-normalised) map is zero-padded on the bottom/right to a multiple of ``window_size``,
     as in the official dense backbones; padded positions act as Hi-Fi keys and enter the Lo-Fi average pool
-    (no masking), and the output is cropped back. Both branches run as one fused
-    ``scaled_dot_product_attention`` call each; windows are formed by reshapes.
+    (no masking), and the output is cropped back. Each branch is one attention call (``utils.attention``: fused
+    ``scaled_dot_product_attention``, or explicit for the ws*ws keys of small windows); windows are reshapes.
 
     Args:
         embed_dims: C, divisible by ``num_heads``.
@@ -91,7 +91,7 @@ class HiLoAttention(nn.Module):
         qkv = self.h_qkv(x).view(b, hg, ws, wg, ws, 3, heads, hd)
         # -> (3, B * windows, heads, ws*ws, hd): windows in raster order, tokens in raster order inside a window.
         q, k, v = qkv.permute(5, 0, 1, 3, 6, 2, 4, 7).reshape(3, b * hg * wg, heads, ws * ws, hd).unbind(0)
-        out = F.scaled_dot_product_attention(q, k, v, scale=self.scale)
+        out = attention(q, k, v, scale=self.scale)
         return out.view(b, hg, wg, heads, ws, ws, hd).permute(0, 1, 4, 2, 5, 3, 6).reshape(b, hp, wp, self.h_dim)
 
     def lofi(self, x: torch.Tensor, x_padded: torch.Tensor) -> torch.Tensor:
@@ -104,7 +104,7 @@ class HiLoAttention(nn.Module):
         q = self.l_q(x).view(b, h * w, heads, hd).transpose(1, 2)
         pooled = F.avg_pool2d(x_padded.permute(0, 3, 1, 2), ws, ws).permute(0, 2, 3, 1) if ws > 1 else x_padded
         k, v = self.l_kv(pooled).reshape(b, -1, 2, heads, hd).permute(2, 0, 3, 1, 4).unbind(0)
-        out = F.scaled_dot_product_attention(q, k, v, scale=self.scale)
+        out = attention(q, k, v, scale=self.scale)
         return out.transpose(1, 2).reshape(b, h, w, self.l_dim)
 
     def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:

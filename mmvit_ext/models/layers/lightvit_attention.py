@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from ...registry import register_model
 from .attention import GridRelativePositionBias
 from .onednn import Linear, conv2d, linear
-from .utils import batch_norm_train, pad_to_multiple
+from .utils import attention, batch_norm_train, pad_to_multiple
 
 __all__ = ['LocalGlobalAttention', 'BiDimensionalAttentionFFN', 'ResidualPatchMerging', 'LightViTStem']
 
@@ -100,7 +100,7 @@ class LocalGlobalAttention(nn.Module):
                                   None if self.qkv.bias is None else self.qkv.bias[:c]), self.num_heads)
             x_glb = _merge_heads(F.scaled_dot_product_attention(q_glb, k, v))
             k_glb, v_glb = self.kv_global(x_glb).view(b, num_tokens, 2, self.num_heads, -1).permute(2, 0, 3, 1, 4)
-            x_img = x_img + _merge_heads(F.scaled_dot_product_attention(q, k_glb, v_glb))
+            x_img = x_img + _merge_heads(attention(q, k_glb, v_glb))
             x_img = torch.cat([x_glb, x_img], dim=1)
         return self.proj(x_img)
 

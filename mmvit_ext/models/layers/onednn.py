@@ -4,9 +4,12 @@ PyTorch runs an fp32 ``nn.Linear`` on a CPU as ``addmm``: the bias is copied int
 product onto it, and an activation after it is one more pass over the output; a conv is oneDNN already, but its
 activation is again a pass of its own. oneDNN's matmul and conv with post-ops (``torch.ops.mkldnn._linear_pointwise``
 / ``_convolution_pointwise``, the ops PyTorch's inductor emits for a CPU) write ``act(x W^T + b)`` / ``act(conv(x))``
-in one pass. On a 2-core AMD EPYC (Zen 4) our linear layers run 1.6-2.1x faster than with ``addmm`` (MKL's sgemm is
-the slower of the two there), a Linear + GELU pair 2x and a depthwise 3x3 conv + GELU 1.1-2.1x; the benchmark's
-official-code comparison measures the whole models.
+in one pass. On a 2-core AMD EPYC with AVX-512 (Zen 4) our linear layers run 1.6-2.1x faster than with ``addmm``
+(MKL's sgemm is the slower of the two there), a Linear + GELU pair 2x and a depthwise 3x3 conv + GELU 1.1-2.1x. On
+an AVX2 CPU (2-core Zen 3) the oneDNN matmul measured 0.5-1.1x ``addmm`` (slowest on the small row counts of
+batch-1 inference) while the fused depthwise conv stayed 1.1-1.3x faster: linear layers take oneDNN only where
+PyTorch dispatches AVX-512 kernels (``torch.backends.cpu.get_cpu_capability()``), convs wherever oneDNN is built.
+The benchmark's official-code comparison measures the whole models.
 
 The fused path is taken only where it gives the same result (within fp32 round-off, tested): CPU fp32 tensors, no
 autograd through the call (the ops have no backward), no autocast, no graph being recorded (``torch.export`` /
@@ -33,6 +36,7 @@ _ACTIVATIONS = {None: (None, 'none', ''), 'gelu': (F.gelu, 'gelu', 'none'), 'sil
 _available = (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, '_linear_pointwise')
               and hasattr(torch.ops.mkldnn, '_convolution_pointwise'))
 _enabled = os.environ.get('MMVIT_EXT_ONEDNN', '1') != '0'
+_linear_faster = torch.backends.cpu.get_cpu_capability().startswith('AVX512')  # see the module docstring
 
 
 @contextlib.contextmanager
@@ -72,10 +76,10 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] =
     """``act(x W^T + b)``: x (..., in), weight (out, in), bias (out,) or None -> (..., out).
 
     ``activation``: None, ``'gelu'`` (exact, erf form) or ``'silu'``. One oneDNN matmul where the module
-    docstring allows it, else ``F.linear`` then the activation.
+    docstring allows it and the CPU has AVX-512, else ``F.linear`` then the activation.
     """
     check_activation(activation, 'linear')
-    if x.dim() >= 2 and _takes_onednn(x, weight, bias):
+    if x.dim() >= 2 and _linear_faster and _takes_onednn(x, weight, bias):
         _, attr, algorithm = _ACTIVATIONS[activation]
         return torch.ops.mkldnn._linear_pointwise(x, weight, bias, attr, [], algorithm)
     return _activate(F.linear(x, weight, bias), activation)
