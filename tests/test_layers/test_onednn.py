@@ -12,11 +12,10 @@ from torch.profiler import profile
 from mmvit_ext.models.backbones import LIT, LITv2, LVT, LightViT
 from mmvit_ext.models.layers import ConvFFN, Linear, conv2d, linear, use_onednn
 from mmvit_ext.models.layers import onednn
-from mmvit_ext.models.layers.onednn import _available
 
 ONEDNN_OP = 'mkldnn::_linear_pointwise'
 ONEDNN_CONV = 'mkldnn::_convolution_pointwise'
-needs_onednn = pytest.mark.skipif(not _available, reason='this PyTorch build has no oneDNN')
+needs_onednn = pytest.mark.skipif(not onednn._available, reason='this PyTorch build has no oneDNN')
 
 
 @pytest.fixture
@@ -127,7 +126,7 @@ def test_linear_keeps_addmm_where_the_cpu_has_no_avx512(monkeypatch):
     layer, x = Linear(16, 24, activation='gelu'), torch.randn(5, 16)
     with torch.no_grad():
         out, ops = _ops(lambda: layer(x))
-        conv_out, conv_ops = _ops(lambda: conv2d(torch.randn(1, 4, 5, 5), torch.randn(4, 1, 3, 3), groups=4))
+        _, conv_ops = _ops(lambda: conv2d(torch.randn(1, 4, 5, 5), torch.randn(4, 1, 3, 3), groups=4))
     assert ONEDNN_OP not in ops and 'aten::addmm' in ops
     torch.testing.assert_close(out, _reference(x, layer.weight, layer.bias, 'gelu'))
     assert ONEDNN_CONV in conv_ops  # the fused convs are faster on AVX2 CPUs too

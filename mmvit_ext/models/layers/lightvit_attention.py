@@ -98,7 +98,7 @@ class LocalGlobalAttention(nn.Module):
             # Only the query slice of qkv is applied to the global tokens: their keys/values are never used.
             q_glb = _heads(linear(x_glb, self.qkv.weight[:c],
                                   None if self.qkv.bias is None else self.qkv.bias[:c]), self.num_heads)
-            x_glb = _merge_heads(F.scaled_dot_product_attention(q_glb, k, v))
+            x_glb = _merge_heads(attention(q_glb, k, v))
             k_glb, v_glb = self.kv_global(x_glb).view(b, num_tokens, 2, self.num_heads, -1).permute(2, 0, 3, 1, 4)
             x_img = x_img + _merge_heads(attention(q, k_glb, v_glb))
             x_img = torch.cat([x_glb, x_img], dim=1)
