@@ -521,7 +521,8 @@ def _check_outputs(variant: OfficialVariant, ours: nn.Module, official: nn.Modul
 def compare_official(root: str, variants: Sequence[OfficialVariant], settings: Sequence[Tuple[str, int]],
                      opts: RunOptions, quick_sizes: Optional[Dict[str, Tuple[int, int]]] = None,
                      tolerance: float = 1e-4, progress: bool = True,
-                     profile_below: Optional[Dict[str, float]] = None) -> List[dict]:
+                     profile_below: Optional[Dict[str, float]] = None,
+                     on_row: Optional[Callable[[dict], None]] = None) -> List[dict]:
     """One row per (variant, setting): outputs compared, both timed interleaved.
 
     ``settings``: ``(task, batch)`` pairs, e.g. ``[('cls', 1), ('cls', 8), ('dense', 1)]``; a variant is measured
@@ -530,7 +531,7 @@ def compare_official(root: str, variants: Sequence[OfficialVariant], settings: S
     ``ours_ms`` / ``official_ms`` (medians with p25 / p75), ``speedup`` = official / ours latency (ours faster
     above 1), or ``error``; outputs that disagree beyond ``tolerance`` are not timed. ``profile_below``:
     setting -> speed-up under which both sides are profiled by op group (``op_groups``: {'mmvit_ext': ...,
-    'official': ...}, self ms per ``profiling.OP_GROUPS`` entry).
+    'official': ...}, self ms per ``profiling.OP_GROUPS`` entry). ``on_row`` is called with each finished row.
     """
     from .profiling import time_by_op_group
     sizes = quick_sizes or {'cls': (224, 224), 'dense': DENSE_INPUT}
@@ -582,5 +583,7 @@ def compare_official(root: str, variants: Sequence[OfficialVariant], settings: S
         except Exception as exc:
             row['error'] = f'{type(exc).__name__}: {exc}'
         rows.append(row)
+        if on_row:
+            on_row(row)
         bar.step(f'{variant.name} {task} b{batch}')
     return rows

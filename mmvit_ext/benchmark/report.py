@@ -317,7 +317,7 @@ def render_report(meta: dict, targets: List[dict], explanations: List[dict], bac
                   'most-called op. A Python loop over windows or heads would show as hundreds to thousands of '
                   'calls of matmul/softmax ops; attention runs as one fused '
                   '`scaled_dot_product_attention` call per layer branch instead (one batched matmul / softmax / '
-                  'matmul triple where a branch has at most 16 keys).', '',
+                  'matmul triple where the softmax rows are short, see `layers.utils.attention`).', '',
                   table(profiles, 'profile', markdown=True), '']
     lines += ['## Reproduce', '', f'`{meta["command"]}` (about {meta["minutes"]:.0f} minutes on this machine); '
               'the raw rows are in `benchmark.json`. Single modes: `python tools/analysis_tools/benchmark.py '
@@ -368,26 +368,80 @@ def _plot_rows(rows: Sequence[dict]) -> List[dict]:
     return [r for r in rows if r['setting'] == 'cls' and r['batch'] == cls_batch and r['precision'] == 'fp32']
 
 
+def _compare_in_this_process(root: str, family: str, names: Sequence[str], settings, opts: RunOptions,
+                             sizes, profile_below, progress: bool, threads: int,
+                             rows_file: Optional[str]) -> List[dict]:
+    """``compare_official`` of the variants ``names`` of one clone; the body of each fresh process of
+    ``run_official`` (its arguments pickle: variants are looked up again by name). Each row is appended to
+    ``rows_file`` (JSON lines) as soon as it is measured."""
+    torch.set_num_threads(threads)
+
+    def keep(row):
+        if rows_file:
+            with open(rows_file, 'a') as f:
+                f.write(json.dumps(row) + '\n')
+
+    chosen = [v for v in official_variants(root, family) if v.name in names]
+    return compare_official(root, chosen, settings, opts, quick_sizes=sizes, progress=progress,
+                            profile_below=profile_below, on_row=keep)
+
+
 def run_official(repos: Sequence[str], opts: RunOptions, quick: bool, progress: bool,
                  variants: Optional[Sequence[str]] = None, batch_sizes: Sequence[int] = (1, 8),
-                 profile_misses: bool = True,
-                 dense_variants: Optional[Sequence[str]] = None) -> Tuple[List[dict], Dict[str, dict]]:
+                 profile_misses: bool = True, dense_variants: Optional[Sequence[str]] = None,
+                 rows_file: Optional[str] = None,
+                 fresh_process: bool = True) -> Tuple[List[dict], Dict[str, dict]]:
     """The official comparison of every variant of every clone in ``repos`` (or those named in ``variants``,
     fnmatch patterns; the dense backbones: those in ``dense_variants``, default ``variants``): rows and
-    ``{path: {path, family, commit}}``."""
+    ``{path: {path, family, commit}}``.
+
+    With ``fresh_process`` each (clone, task) pair runs in a new process (``spawn``): memory that an 800x1216
+    comparison leaves in the allocator slowed the 224x224 rows of both sides after it. Each row is appended to
+    ``rows_file`` (JSON lines, read back by ``--official-from``) as soon as it is measured, so a run that is
+    stopped keeps what it finished.
+    """
+    import concurrent.futures
+    import multiprocessing
     settings = [('cls', b) for b in batch_sizes] + [('dense', 1)]
     sizes = {'cls': QUICK_SETTINGS['cls'], 'dense': QUICK_SETTINGS['det']} if quick else None
     patterns = {'cls': variants, 'dense': variants if dense_variants is None else dense_variants}
+    profile_below = OFFICIAL_NEED if profile_misses else None
     rows, info = [], {}
+    if rows_file:
+        open(rows_file, 'w').close()
     for root in repos:
         family = detect_family(root)
         info[root] = dict(path=root, family=family, commit=repo_commit(root))
-        chosen = [v for v in official_variants(root, family)
-                  if not patterns[v.task] or any(fnmatch.fnmatch(v.name.lower(), p.lower())
-                                                 for p in patterns[v.task])]
-        rows += compare_official(root, chosen, settings, opts, quick_sizes=sizes, progress=progress,
-                                 profile_below=OFFICIAL_NEED if profile_misses else None)
+        if rows_file:
+            with open(rows_file, 'a') as f:
+                f.write(json.dumps(dict(mode='official_repo', **info[root])) + '\n')
+        for task in ('cls', 'dense'):
+            names = [v.name for v in official_variants(root, family)
+                     if v.task == task and (not patterns[task] or any(fnmatch.fnmatch(v.name.lower(), p.lower())
+                                                                     for p in patterns[task]))]
+            if not names:
+                continue
+            args = (root, family, names, [s for s in settings if s[0] == task], opts, sizes, profile_below,
+                    progress, torch.get_num_threads(), rows_file)
+            if not fresh_process:
+                rows += _compare_in_this_process(*args)
+                continue
+            with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context('spawn')) as pool:
+                rows += pool.submit(_compare_in_this_process, *args).result()
     return rows, info
+
+
+def read_official_rows(path: str) -> Tuple[List[dict], Dict[str, dict]]:
+    """The official-comparison rows (and clones, where recorded) of a JSON written by the official mode or a
+    report, or of the JSON-lines file that ``run_official`` appends to while it runs."""
+    with open(path) as f:
+        if path.endswith('.jsonl'):
+            lines = [json.loads(line) for line in f if line.strip()]
+            return ([r for r in lines if r['mode'] == 'official'],
+                    {r['path']: {k: v for k, v in r.items() if k != 'mode'} for r in lines
+                     if r['mode'] == 'official_repo'})
+        saved = json.load(f)
+    return [r for r in saved['rows'] if r['mode'] == 'official'], saved['meta'].get('official_repos', {})
 
 
 def run_report(args, opts: RunOptions, meta: dict) -> List[dict]:
@@ -431,13 +485,11 @@ def run_report(args, opts: RunOptions, meta: dict) -> List[dict]:
         if configs:
             print(table(configs, 'config'))
     if args.official_from:
-        with open(args.official_from) as f:
-            saved = json.load(f)
-        official = [r for r in saved['rows'] if r['mode'] == 'official']
-        meta['official_repos'] = saved['meta'].get('official_repos', {})
+        official, meta['official_repos'] = read_official_rows(args.official_from)
     elif args.repo and 'official' not in skip:
         official, meta['official_repos'] = run_official(args.repo, opts, args.quick, progress, args.variants,
-                                                        dense_variants=args.dense_variants)
+                                                        dense_variants=args.dense_variants,
+                                                        rows_file=osp.join(args.out_dir, 'official_rows.jsonl'))
         print(table(official, 'official'))
     if 'deployment' not in skip:
         from ..deploy import benchmark_deployment

@@ -164,17 +164,23 @@ def test_detect_family(tmp_path):
 def test_run_official_selects_variants_per_task(tmp_path):
     """Which (variant, setting) pairs a clone yields: --variants for the classifiers, --dense-variants for the
     dense backbones. The fake LVT clone has the official file names but no model code: each pair is a row that
-    names its error, and the run goes on."""
-    from mmvit_ext.benchmark.report import run_official
+    names its error, and the run goes on. Each task runs in a fresh process and every row reaches the JSON-lines
+    file, which the report reads back."""
+    from mmvit_ext.benchmark.report import read_official_rows, run_official
+    clone = tmp_path / 'LVT'
     for path in ('classification/models/lvt.py', 'classification/models/lvt_cls.py',
                  'segmentation/mmseg/models/backbones/lvt.py'):
-        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / path).write_text('')
-    rows, info = run_official([str(tmp_path)], OPTS, quick=False, progress=False, variants=['LVT*'],
-                              batch_sizes=(1, 8), dense_variants=['LIT-*'])
+        (clone / path).parent.mkdir(parents=True, exist_ok=True)
+        (clone / path).write_text('')
+    rows_file = str(tmp_path / 'rows.jsonl')
+    rows, info = run_official([str(clone)], OPTS, quick=False, progress=False, variants=['LVT*'],
+                              batch_sizes=(1, 8), dense_variants=['LIT-*'], rows_file=rows_file)
     assert [(r['model'], r['setting'], r['batch']) for r in rows] == [('LVT-mobile', 'cls', 1),
                                                                       ('LVT-mobile', 'cls', 8)]
     assert all('has no attribute' in r['error'] for r in rows)
-    assert info[str(tmp_path)] == dict(path=str(tmp_path), family='LVT', commit=None)
-    rows, _ = run_official([str(tmp_path)], OPTS, quick=False, progress=False, variants=['LVT*'], batch_sizes=(1, ))
+    assert info[str(clone)] == dict(path=str(clone), family='LVT', commit=None)
+    assert read_official_rows(rows_file) == (rows, info)
+    rows, _ = run_official([str(clone)], OPTS, quick=False, progress=False, variants=['LVT*'], batch_sizes=(1, ),
+                           rows_file=rows_file, fresh_process=False)
     assert [r['setting'] for r in rows] == ['cls', 'dense']
+    assert read_official_rows(rows_file)[0] == rows  # a new run starts the file afresh

@@ -134,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    'pinned stack: --install-timm pip-installs it into this environment.')
     p.add_argument('--batch-sizes', nargs='+', type=_positive, default=[1, 8], help='batch sizes at 224x224')
     p.add_argument('--no-profile', action='store_true', help='do not profile the comparisons below the targets')
+    p.add_argument('--rows-file', default=None,
+                   help='append each row to this JSON-lines file as soon as it is measured (kept if the run is '
+                        'stopped; --official-from of the report reads it)')
     p.set_defaults(warmup=1, repeat=10, max_seconds=4.)
 
     p = sub.add_parser('report', parents=[common, models, official],
@@ -145,7 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help='reuse the classification / dense params and FLOPs rows of an earlier benchmark.json '
                         '(they do not depend on the machine; counting them all takes minutes)')
     p.add_argument('--official-from', default=None,
-                   help='reuse the official-comparison rows of a JSON written by the official mode (or a report)')
+                   help='reuse the official-comparison rows of a JSON written by the official mode (or a report), '
+                        'or of the JSON-lines file that a comparison appends each row to (official_rows.jsonl in '
+                        '--out-dir, kept when a report is stopped)')
     p.add_argument('--deploy-models', nargs='+', default=list(BENCHMARK_MODELS), metavar='MODEL',
                    help='backbones timed in eager PyTorch, torch.compile, jit.trace and onnxruntime at 224 batch 8 '
                         f'and 800x1216 (default: {" ".join(BENCHMARK_MODELS)}; --quick: the first at 64x96)')
@@ -220,7 +225,8 @@ def _run(args, argv):
         if not args.repo:
             raise SystemExit('official mode needs --repo PATH (a clone of an official repository)')
         rows, meta['official_repos'] = run_official(args.repo, opts, args.quick, progress, args.variants,
-                                                    args.batch_sizes, not args.no_profile, args.dense_variants)
+                                                    args.batch_sizes, not args.no_profile, args.dense_variants,
+                                                    rows_file=args.rows_file)
     else:
         rows = run_report(args, opts, meta)
     if args.mode != 'report':
