@@ -34,9 +34,13 @@ def test_op_groups_attribute_time_to_what_ran():
         assert groups['deformable conv (DTM)'] > groups['matmul (linear layers, explicit attention)'] == 0
 
 
-def test_profile_shows_no_loops_over_windows_or_heads():
+def test_profile_shows_no_loops_over_windows_or_heads(monkeypatch):
     """Op calls per forward do not grow with the input (4x the tokens and windows): at most a few size-dependent
-    ops (padding, position-table resizing) differ, where a per-window or per-head loop would multiply them."""
+    ops (padding, position-table resizing) differ, where a per-window or per-head loop would multiply them. The
+    kernels chosen by shape (oneDNN or addmm by row count, explicit or fused attention) are pinned to one choice."""
+    from mmvit_ext.models.layers import onednn, utils
+    monkeypatch.setattr(onednn, '_LINEAR_MIN_ROWS', 0)
+    monkeypatch.setattr(utils, 'EXPLICIT_MAX_KEYS', 0)
     specs = select_models(['LIT-tiny', 'LITv2-small', 'LightViT-tiny', 'LVT-mobile'])
     for row in profile_backbones(specs, (64, 64), CPU, progress=False):
         assert 'error' not in row, row

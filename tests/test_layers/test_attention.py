@@ -160,24 +160,34 @@ def test_attention_rejects_wrong_grid():
         RelPosMultiheadAttention(10, 3)
 
 
-@pytest.mark.parametrize('q_shape, keys', [((6272, 2, 4, 64), 4), ((2, 4, 196, 32), 8), ((3, 5, 7, 16), 16),
-                                           ((2, 3, 9, 8), 17)], ids=['hilo-window', 'global-tokens', 'at-limit',
-                                                                     'fused'])
+@pytest.mark.parametrize('q_shape, keys, explicit', [
+    ((6272, 2, 4, 64), 4, True),  # HiLo's 2x2 windows
+    ((2, 10, 196, 64), 49, True),  # HiLo's Lo-Fi branch: 4 queries per key
+    ((2, 4, 49, 32), 64, True),  # at the key limit
+    ((2, 4, 196, 32), 8, False),  # many queries on LightViT's global tokens
+    ((2, 3, 9, 8), 65, False),  # beyond the key limit
+], ids=['hilo-window', 'hilo-lofi', 'at-key-limit', 'many-queries', 'many-keys'])
 @pytest.mark.parametrize('scale', [None, .3])
-def test_attention_with_few_keys_equals_fused_sdpa(q_shape, keys, scale):
-    """The explicit product (CPU inference, <= FEW_KEYS keys) equals the fused op; more keys and training take the
-    fused op."""
+@pytest.mark.parametrize('with_bias', [False, True])
+def test_explicit_attention_equals_fused_sdpa(q_shape, keys, explicit, scale, with_bias):
+    """CPU inference on short softmax rows takes the explicit product (the bias added by baddbmm), which equals the
+    fused op; other shapes and training take the fused op. The bias is left as it was."""
     from torch.profiler import profile
-    from mmvit_ext.models.layers.utils import FEW_KEYS, attention
+    from mmvit_ext.models.layers.utils import attention
     q = torch.randn(q_shape)
     k, v = torch.randn(*q_shape[:-2], keys, q_shape[-1]), torch.randn(*q_shape[:-2], keys, 24)
+    bias = torch.randn(1, q_shape[1], q_shape[2], keys) if with_bias else None
+    kept = None if bias is None else bias.clone()
     with torch.no_grad(), profile() as prof:
-        out = attention(q, k, v, scale)
+        out = attention(q, k, v, scale, bias)
     fused = 'aten::scaled_dot_product_attention' in {e.name for e in prof.events()}
-    assert fused == (keys > FEW_KEYS)
-    torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k, v, scale=scale), atol=2e-6, rtol=1e-5)
+    assert fused != explicit
+    expected = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scale)
+    torch.testing.assert_close(out, expected, atol=2e-6, rtol=1e-5)
     assert out.shape == (*q_shape[:-1], 24)
+    if with_bias:
+        assert torch.equal(bias, kept)
     q.requires_grad_()
     with profile() as prof:
-        attention(q, k, v, scale).sum().backward()
+        attention(q, k, v, scale, bias).sum().backward()
     assert 'aten::scaled_dot_product_attention' in {e.name for e in prof.events()}  # training: the fused op

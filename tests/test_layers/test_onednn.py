@@ -20,8 +20,10 @@ needs_onednn = pytest.mark.skipif(not onednn._available, reason='this PyTorch bu
 
 @pytest.fixture
 def linear_on_onednn(monkeypatch):
-    """The oneDNN linear path as on an AVX-512 CPU, whatever this CPU is (the op runs on AVX2 too, only slower)."""
+    """The oneDNN linear path as on an AVX-512 CPU, whatever this CPU is (the op runs on AVX2 too, only slower),
+    for inputs of any row count."""
     monkeypatch.setattr(onednn, '_linear_faster', True)
+    monkeypatch.setattr(onednn, '_LINEAR_MIN_ROWS', 0)
 
 
 def _ops(fn):
@@ -130,6 +132,18 @@ def test_linear_keeps_addmm_where_the_cpu_has_no_avx512(monkeypatch):
     assert ONEDNN_OP not in ops and 'aten::addmm' in ops
     torch.testing.assert_close(out, _reference(x, layer.weight, layer.bias, 'gelu'))
     assert ONEDNN_CONV in conv_ops  # the fused convs are faster on AVX2 CPUs too
+
+
+@needs_onednn
+def test_linear_keeps_addmm_for_few_rows(monkeypatch):
+    monkeypatch.setattr(onednn, '_linear_faster', True)
+    layer = Linear(16, 24, activation='gelu')
+    for shape, fused in (((onednn._LINEAR_MIN_ROWS - 1, 16), False), ((2, onednn._LINEAR_MIN_ROWS // 2, 16), True)):
+        x = torch.randn(shape)
+        with torch.no_grad():
+            out, ops = _ops(lambda: layer(x))
+        assert (ONEDNN_OP in ops) == fused and ('aten::addmm' in ops) != fused
+        torch.testing.assert_close(out, _reference(x, layer.weight, layer.bias, 'gelu'), atol=1e-5, rtol=1e-5)
 
 
 def test_linear_module_is_an_nn_linear_with_its_keys_and_checks_the_activation():

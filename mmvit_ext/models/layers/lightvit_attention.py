@@ -74,9 +74,8 @@ class LocalGlobalAttention(nn.Module):
         nh, nw = hp // ws, wp // ws
         windows = qkv.view(b, nh, ws, nw, ws, 3, heads, hd).permute(5, 0, 1, 3, 6, 2, 4, 7)
         q, k, v = windows.reshape(3, b * nh * nw, heads, ws * ws, hd).unbind(0)
-        # A 4-D mask (1, heads, N, N): with a 3-D one torch's CPU SDPA falls back to its ~8x slower math kernel.
-        bias = self.relative_position_bias().unsqueeze(0).to(q.dtype)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        # A 4-D bias (1, heads, N, N): with a 3-D mask torch's CPU SDPA falls back to its ~8x slower math kernel.
+        out = attention(q, k, v, bias=self.relative_position_bias().unsqueeze(0).to(q.dtype))
         out = out.view(b, nh, nw, heads, ws, ws, hd).permute(0, 1, 4, 2, 5, 3, 6)
         return out.reshape(b, hp, wp, self.dim)
 

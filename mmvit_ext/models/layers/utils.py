@@ -8,6 +8,16 @@ import torch.nn.functional as F
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.checkpoint import checkpoint
 
+try:  # the flags that torch.onnx.is_in_onnx_export() reads; it imports their modules on every call (1.2 us, three
+    # times the rest of is_tracing, which runs in every layer)
+    from torch.onnx._internal.exporter import _flags as _onnx_flags
+    from torch.onnx._internal.torchscript_exporter._globals import GLOBALS as _ONNX_GLOBALS
+
+    def _in_onnx_export() -> bool:
+        return _ONNX_GLOBALS.in_onnx_export or _onnx_flags._is_onnx_exporting
+except ImportError:  # another PyTorch layout: the public function
+    _in_onnx_export = torch.onnx.is_in_onnx_export
+
 
 def is_tracing() -> bool:
     """Whether the forward is being recorded as a graph: ``torch.jit.trace``, ``torch.export`` /
@@ -17,7 +27,7 @@ def is_tracing() -> bool:
     their general form (e.g. padding that may be zero), which keeps the recorded graph valid for every input size.
     """
     return (torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.compiler.is_exporting()
-            or torch.onnx.is_in_onnx_export())
+            or _in_onnx_export())
 
 
 def nlc_to_nchw(x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
@@ -45,23 +55,37 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> Tuple[torch.Tensor, Tuple
     return x, (pad_b, pad_r)
 
 
-# Up to this many keys, CPU inference computes softmax(q k^T) v explicitly (see ``attention``).
-FEW_KEYS = 16
+# CPU inference computes softmax(q k^T + bias) v explicitly for at most this many keys, if the queries are at most
+# EXPLICIT_QUERIES_PER_KEY times as many (see ``attention``).
+EXPLICIT_MAX_KEYS = 64
+EXPLICIT_QUERIES_PER_KEY = 4
 
 
-def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: Optional[float] = None) -> torch.Tensor:
-    """``softmax(q k^T * scale) v``: q (..., L, E), k (..., S, E), v (..., S, Ev) -> (..., L, Ev); scale E^-0.5 by
-    default.
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: Optional[float] = None,
+              bias: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """``softmax(q k^T * scale + bias) v``: q (..., L, E), k (..., S, E), v (..., S, Ev), bias broadcastable to
+    (..., L, S) or None -> (..., L, Ev); scale E^-0.5 by default.
 
-    ``F.scaled_dot_product_attention``, except in CPU inference with at most ``FEW_KEYS`` keys (HiLo's 2x2 windows,
-    LightViT's global tokens as keys): the L x S matrix is then small, and two batched matmuls around a softmax ran
-    1.1-2.8x faster than the fused kernel, whose per-block overhead dominates such short rows (2-core Zen 3).
+    ``F.scaled_dot_product_attention`` (the bias as its additive mask), except in CPU inference with short softmax
+    rows, ``S <= EXPLICIT_MAX_KEYS`` and ``L <= EXPLICIT_QUERIES_PER_KEY * S``: two batched matmuls around an
+    in-place softmax, with the bias added by the first (``baddbmm``). On a 2-core Zen 4 that ran 3.4x the fused
+    kernel on HiLo's 2x2 windows, 1.2x on its Lo-Fi branch (49 pooled keys), 1.2-1.9x on LightViT's 7x7 windows
+    with their position bias, while the fused kernel stayed faster for long rows (0.5x at 950 keys) and for many
+    queries on few keys (0.65-0.8x for 784 queries on 8 global tokens), whose skinny products BLAS runs slowly.
     A recorded graph (``is_tracing``) and training keep the fused op.
     """
-    if q.device.type != 'cpu' or k.shape[-2] > FEW_KEYS or torch.is_grad_enabled() or is_tracing():
-        return F.scaled_dot_product_attention(q, k, v, scale=scale)
+    num_q, num_k = q.shape[-2], k.shape[-2]
+    if (q.device.type != 'cpu' or num_k > EXPLICIT_MAX_KEYS or num_q > EXPLICIT_QUERIES_PER_KEY * num_k
+            or torch.is_grad_enabled() or is_tracing()):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scale)
     scale = q.shape[-1] ** -0.5 if scale is None else scale
-    return torch.matmul(q * scale, k.transpose(-2, -1)).softmax(-1).matmul(v)
+    if bias is None:
+        logits = torch.matmul(q * scale, k.transpose(-2, -1))
+    else:  # q, k, v of one batch shape
+        logits = q.new_empty((*q.shape[:-2], num_q, num_k)).copy_(bias)
+        logits.view(-1, num_q, num_k).baddbmm_(q.reshape(-1, num_q, q.shape[-1]),
+                                               k.reshape(-1, num_k, k.shape[-1]).transpose(1, 2), alpha=scale)
+    return torch.softmax(logits, -1, out=logits).matmul(v)
 
 
 def window_partition(x: torch.Tensor, ws: int) -> torch.Tensor:
