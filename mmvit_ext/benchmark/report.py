@@ -479,9 +479,11 @@ def run_report(args, opts: RunOptions, meta: dict) -> List[dict]:
                                      progress=progress)
         print(table(profiles, 'profile'))
     if 'config' not in skip:
-        for pattern, shape in REPORT_CONFIGS:
-            for config in resolve_config(pattern)[:1]:
-                configs += bench_configs([config], (64, 96) if args.quick else shape, 1, ['fp32'], opts, progress)
+        for shape in dict.fromkeys(shape for _, shape in REPORT_CONFIGS):  # the configs of one size interleaved
+            chosen = [config for pattern, size in REPORT_CONFIGS if size == shape
+                      for config in resolve_config(pattern)[:1]]
+            if chosen:
+                configs += bench_configs(chosen, (64, 96) if args.quick else shape, 1, ['fp32'], opts, progress)
         if configs:
             print(table(configs, 'config'))
     if args.official_from:

@@ -12,7 +12,7 @@ from ..analysis import DEFAULT_INPUT_SHAPES, build_config_model, config_forward,
 from .baselines import (ExplicitMultiheadAttention, SpatialReductionAttention, TokensToMap, WindowAttention,
                         WithGlobalTokens)
 from .models import ModelSpec
-from .timing import ProgressBar, RunOptions, measure
+from .timing import ProgressBar, RunOptions, measure, measure_interleaved
 
 __all__ = ['SETTINGS', 'QUICK_SETTINGS', 'bench_backbones', 'bench_configs', 'attention_layers', 'bench_attention',
            'WithSize', 'add_ratio']
@@ -26,57 +26,61 @@ def bench_backbones(specs: Sequence[ModelSpec], settings: Sequence[str], batch_s
                     dense_batch: int, precisions: Sequence[str], opts: RunOptions, quick: bool = False,
                     progress: bool = True, dense_precisions: Optional[Sequence[str]] = None) -> List[dict]:
     """Backbone mode: one row per (model, setting, batch, precision); ``batch_sizes`` at 224x224, ``dense_batch``
-    (and ``dense_precisions``, default ``precisions``) at the dense sizes. A model that fails to build or run gets
-    rows with an ``error`` and the run goes on. ``gflops_per_s``: FLOPs per image x throughput."""
+    (and ``dense_precisions``, default ``precisions``) at the dense sizes. The models are timed interleaved per
+    (setting, batch, precision) (``measure_interleaved``), so their ratios come from one run. A model that fails to
+    build or run gets rows with an ``error`` and the run goes on. ``gflops_per_s``: FLOPs per image x throughput."""
     sizes = QUICK_SETTINGS if quick else SETTINGS
-    plan = [(s, b, precisions if s == 'cls' else (dense_precisions or precisions))
-            for s in settings for b in (batch_sizes if s == 'cls' else [dense_batch])]
-    bar = ProgressBar(len(specs) * sum(len(p) for *_, p in plan), progress)
-    rows = []
+    plan = [(s, b, p) for s in settings for b in (batch_sizes if s == 'cls' else [dense_batch])
+            for p in (precisions if s == 'cls' else (dense_precisions or precisions))]
+    models, params, flops = {}, {}, {}  # model or build error; FLOPs per image (or error) per (model, setting)
     for spec in specs:
         try:
-            model = spec.build().to(opts.device)
-            model.eval()  # not chained: some upstream train() overrides return None
-            params = sum(p.numel() for p in model.parameters())
+            models[spec.name] = spec.build().to(opts.device)
+            models[spec.name].eval()  # not chained: some upstream train() overrides return None
+            params[spec.name] = sum(p.numel() for p in models[spec.name].parameters())
         except Exception as exc:  # a family under construction must not stop the run
-            model, error = None, f'{type(exc).__name__}: {exc}'
-        flops = {}  # per setting, per image
-        for setting, batch, setting_precisions in plan:
-            shape = sizes[setting]
-            base = dict(mode='backbone', model=spec.name, family=spec.family, source=spec.source, setting=setting,
-                        input=f'{shape[0]}x{shape[1]}', batch=batch)
-            if model is not None and setting not in flops:
-                try:
-                    x = torch.randn(1, 3, *shape, device=opts.device)
-                    flops[setting] = count_complexity(model, (x, ))['flops']
-                except Exception as exc:
-                    error = f'{type(exc).__name__}: {exc}'
-                    model = None
-            for precision in setting_precisions:
-                row = dict(base, precision=precision)
-                if model is None:
-                    row['error'] = error
-                else:
-                    x = torch.randn(batch, 3, *shape, device=opts.device)
-                    try:
-                        row.update(params=params, flops=flops[setting],
-                                   **measure(functools.partial(model, x), opts, precision, batch))
-                        row['gflops_per_s'] = row['flops'] * row['throughput'] / 1e9
-                    except Exception as exc:
-                        row['error'] = f'{type(exc).__name__}: {exc}'
-                rows.append(row)
-                bar.step(f'{spec.name} {setting} b{batch} {precision}')
-        del model
-    return rows
+            models[spec.name] = f'{type(exc).__name__}: {exc}'
+    for spec in specs:
+        for setting in settings:
+            model = models[spec.name]
+            try:
+                flops[spec.name, setting] = model if isinstance(model, str) else count_complexity(
+                    model, (torch.randn(1, 3, *sizes[setting], device=opts.device), ))['flops']
+            except Exception as exc:
+                flops[spec.name, setting] = f'{type(exc).__name__}: {exc}'
+    bar = ProgressBar(len(plan), progress)
+    rows = {}
+    for setting, batch, precision in plan:
+        shape = sizes[setting]
+        x = torch.randn(batch, 3, *shape, device=opts.device)
+        timed = [spec.name for spec in specs if not isinstance(flops[spec.name, setting], str)]
+        try:
+            measured = dict(zip(timed, measure_interleaved([functools.partial(models[name], x) for name in timed],
+                                                           opts, precision, [batch] * len(timed))))
+        except Exception as exc:
+            measured = {name: f'{type(exc).__name__}: {exc}' for name in timed}
+        for spec in specs:
+            row = dict(mode='backbone', model=spec.name, family=spec.family, source=spec.source, setting=setting,
+                       input=f'{shape[0]}x{shape[1]}', batch=batch, precision=precision)
+            result = measured.get(spec.name, flops[spec.name, setting])
+            if isinstance(result, str):
+                row['error'] = result
+            else:
+                row.update(params=params[spec.name], flops=flops[spec.name, setting], **result)
+                row['gflops_per_s'] = row['flops'] * row['throughput'] / 1e9
+            rows[spec.name, setting, batch, precision] = row
+        bar.step(f'{setting} b{batch} {precision}')
+    return [rows[spec.name, s, b, p] for spec in specs for s, b, p in plan]
 
 
 def bench_configs(configs: Sequence[str], shape: Optional[Tuple[int, int]], batch: int, precisions: Sequence[str],
                   opts: RunOptions, progress: bool = True) -> List[dict]:
     """Config mode: inference FPS of the whole model (``mode='predict'``: preprocessed input -> results with
-    post-processing, e.g. NMS), like mmdet's ``benchmark.py`` but on a random input."""
+    post-processing, e.g. NMS), like mmdet's ``benchmark.py`` but on a random input. The configs are timed
+    interleaved per precision (``measure_interleaved``), so their FPS ratios come from one run."""
     from mmengine.config import Config
-    bar = ProgressBar(len(configs) * len(precisions), progress)
-    rows = []
+    bar = ProgressBar(len(precisions), progress)
+    rows, forwards = [], []
     for config in configs:
         cfg = Config.fromfile(config)
         scope = cfg.get('default_scope')
@@ -84,17 +88,17 @@ def bench_configs(configs: Sequence[str], shape: Optional[Tuple[int, int]], batc
         size = tuple(shape) if shape else DEFAULT_INPUT_SHAPES.get(scope, (224, 224))
         inputs, samples = config_inputs(model, scope, size, batch=batch)
         inputs = inputs.to(opts.device)
-        flops = count_complexity(config_forward(model, samples), (inputs, ))['flops'] / batch
-        for precision in precisions:
-            row = dict(mode='config', model=osp.splitext(osp.basename(config))[0], config=config, scope=scope,
-                       input=f'{size[0]}x{size[1]}', padded=f'{inputs.shape[-2]}x{inputs.shape[-1]}', batch=batch,
-                       precision=precision, params=sum(p.numel() for p in model.parameters()),
-                       flops=flops)
-            row.update(measure(lambda: model(inputs, samples, mode='predict'), opts, precision, batch))
-            row['fps'] = row['throughput']
-            rows.append(row)
-            bar.step(f'{row["model"]} {precision}')
-    return rows
+        rows.append(dict(mode='config', model=osp.splitext(osp.basename(config))[0], config=config, scope=scope,
+                         input=f'{size[0]}x{size[1]}', padded=f'{inputs.shape[-2]}x{inputs.shape[-1]}', batch=batch,
+                         params=sum(p.numel() for p in model.parameters()),
+                         flops=count_complexity(config_forward(model, samples), (inputs, ))['flops'] / batch))
+        forwards.append(functools.partial(model, inputs, samples, mode='predict'))
+    out = []
+    for precision in precisions:
+        for base, measured in zip(rows, measure_interleaved(forwards, opts, precision, [batch] * len(rows))):
+            out.append(dict(base, precision=precision, **measured, fps=measured['throughput']))
+        bar.step(f'configs {precision}')
+    return out
 
 
 def attention_layers(dim: int, heads: int) -> Dict[str, Callable[[], nn.Module]]:
@@ -135,40 +139,51 @@ def bench_attention(resolutions: Sequence[int], dim: int, heads: int, batch: int
                     precisions: Sequence[str], opts: RunOptions, stride: int = 16,
                     progress: bool = True) -> List[dict]:
     """Attention mode: one row per (layer, resolution, precision); ``batch`` images at the first resolution and
-    the same number of tokens per run at the others (``batch * N0 / N``, at least 1)."""
+    the same number of tokens per run at the others (``batch * N0 / N``, at least 1). The layers are timed
+    interleaved at each resolution and precision (``measure_interleaved``), so their ratios come from one run."""
     builders = attention_layers(dim, heads)
     names = [n for n in builders if not layers or any(fnmatch.fnmatch(n.lower(), p.lower()) for p in layers)]
     if not names:
         raise SystemExit(f'no attention layer matches {list(layers)}; available: {", ".join(builders)}')
-    bar = ProgressBar(len(names) * len(resolutions) * len(precisions), progress)
-    base_tokens = (resolutions[0] // stride) ** 2
-    rows = []
+    modules = {}
     for name in names:
         try:
-            module = builders[name]().to(opts.device)
-            module.eval()
-            build_error = None
+            modules[name] = builders[name]().to(opts.device).eval()
         except Exception as exc:
-            module, build_error = None, f'{type(exc).__name__}: {exc}'
-        for res in resolutions:
-            hw = (res // stride, res // stride)
-            n = hw[0] * hw[1]
-            b = max(1, round(batch * base_tokens / n))
-            for precision in precisions:
+            modules[name] = f'{type(exc).__name__}: {exc}'
+    bar = ProgressBar(len(resolutions) * len(precisions), progress)
+    base_tokens = (resolutions[0] // stride) ** 2
+    rows = {}
+    for res in resolutions:
+        hw = (res // stride, res // stride)
+        n = hw[0] * hw[1]
+        b = max(1, round(batch * base_tokens / n))
+        x = torch.randn(b, n, dim, device=opts.device)
+        counted = {}  # params and FLOPs, or the error of building or running the layer
+        for name, module in modules.items():
+            try:
+                counted[name] = module if isinstance(module, str) else count_complexity(WithSize(module, hw),
+                                                                                        (x[:1], ))
+            except Exception as exc:
+                counted[name] = f'{type(exc).__name__}: {exc}'
+        for precision in precisions:
+            timed = [name for name in names if not isinstance(counted[name], str)]
+            try:
+                measured = dict(zip(timed, measure_interleaved(
+                    [functools.partial(modules[name], x, hw) for name in timed], opts, precision, [b] * len(timed))))
+            except Exception as exc:
+                measured = {name: f'{type(exc).__name__}: {exc}' for name in timed}
+            for name in names:
                 row = dict(mode='attention', layer=name, resolution=res, tokens=f'{hw[0]}x{hw[1]}', dim=dim,
                            heads=heads, batch=b, precision=precision)
-                if module is None:
-                    row['error'] = build_error
+                result = measured.get(name, counted[name])
+                if isinstance(result, str):
+                    row['error'] = result
                 else:
-                    try:
-                        x = torch.randn(b, n, dim, device=opts.device)
-                        counted = count_complexity(WithSize(module, hw), (x[:1], ))
-                        row.update(params=counted['params'], flops=counted['flops'],
-                                   **measure(functools.partial(module, x, hw), opts, precision, b))
-                    except Exception as exc:
-                        row['error'] = f'{type(exc).__name__}: {exc}'
-                rows.append(row)
-                bar.step(f'{name} {res} {precision}')
+                    row.update(params=counted[name]['params'], flops=counted[name]['flops'], **result)
+                rows[name, res, precision] = row
+            bar.step(f'{res} {precision}')
+    rows = [rows[name, res, precision] for name in names for res in resolutions for precision in precisions]
     add_ratio(rows, 'MSA', key=('resolution', 'precision'))
     return rows
 

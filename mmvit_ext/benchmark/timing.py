@@ -4,7 +4,8 @@
 - ``time_interleaved``: two or more callables timed in alternation (A B A B ...), so that a load change on a shared
   machine hits every side alike; their ratio is far steadier than two separate measurements.
 - ``PeakMemory``: CUDA max-allocated growth on GPU, sampled process-RSS growth on CPU.
-- ``measure``: latency, throughput and peak memory of one forward under a precision (``fp32`` / ``amp``).
+- ``measure``: latency, throughput and peak memory of one forward under a precision (``fp32`` / ``amp``);
+  ``measure_interleaved`` the same for several forwards timed in alternation.
 - ``gemm_peak``: achieved GFLOP/s of a large square matmul, the yardstick of every model's efficiency.
 """
 import ctypes
@@ -22,7 +23,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import torch
 
 __all__ = ['Timing', 'time_forward', 'time_interleaved', 'PeakMemory', 'autocast_context', 'RunOptions',
-           'measure', 'ProgressBar', 'gemm_peak', 'cpu_features']
+           'measure', 'measure_interleaved', 'ProgressBar', 'gemm_peak', 'cpu_features']
 
 
 @dataclass
@@ -181,17 +182,32 @@ class RunOptions:
 
 
 def measure(forward: Callable[[], object], opts: RunOptions, precision: str, batch: int) -> dict:
-    """Latency / throughput (``time_forward``) and peak memory of one extra run, under ``precision``."""
-    def run():
-        with torch.no_grad(), autocast_context(opts.device, precision):
-            return forward()
+    """Latency / throughput and peak memory of one extra run, under ``precision``."""
+    return measure_interleaved([forward], opts, precision, [batch])[0]
 
-    timing = time_forward(run, opts.device, warmup=opts.warmup, repeat=opts.repeat, max_seconds=opts.max_seconds)
-    with PeakMemory(opts.device) as memory:
-        run()
-    row = timing.summary(batch)
-    row['peak_mem_mb'] = None if memory.peak is None else memory.peak / 2 ** 20
-    return row
+
+def measure_interleaved(forwards: Sequence[Callable[[], object]], opts: RunOptions, precision: str,
+                        batches: Sequence[int]) -> List[dict]:
+    """``measure`` of several forwards timed in alternation (``time_interleaved``), so that their ratios come from
+    one run: a machine that slows down for a while slows all of them alike. Each gets ``opts.max_seconds`` of timed
+    runs on average. One row per forward, in order."""
+    def under_precision(forward):
+        def run():
+            with torch.no_grad(), autocast_context(opts.device, precision):
+                return forward()
+        return run
+
+    runs = [under_precision(f) for f in forwards]
+    timings = time_interleaved(runs, opts.device, warmup=opts.warmup, repeat=opts.repeat,
+                               max_seconds=opts.max_seconds * len(runs))
+    rows = []
+    for run, timing, batch in zip(runs, timings, batches):
+        with PeakMemory(opts.device) as memory:
+            run()
+        row = timing.summary(batch)
+        row['peak_mem_mb'] = None if memory.peak is None else memory.peak / 2 ** 20
+        rows.append(row)
+    return rows
 
 
 class ProgressBar:

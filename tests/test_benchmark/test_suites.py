@@ -33,6 +33,22 @@ def test_attention_suite_quick():
     assert all(flops['HiLo', res] < flops['MSA', res] == flops['MSA explicit', res] for res in (64, 128))
 
 
+def test_attention_suite_reports_a_broken_layer_and_times_the_others(monkeypatch):
+    from mmvit_ext.benchmark import suites
+    layers = attention_layers(64, 4)
+
+    def broken():
+        raise ValueError('no such layer setting')
+
+    monkeypatch.setattr(suites, 'attention_layers',
+                        lambda dim, heads: {'MSA': layers['MSA'], 'HiLo': layers['HiLo'], 'Broken': broken})
+    rows = bench_attention([64], 64, 4, 2, None, ['fp32'], RunOptions(torch.device('cpu'), 0, 2, .2),
+                           progress=False)
+    assert [r['layer'] for r in rows] == ['MSA', 'HiLo', 'Broken']
+    assert rows[2]['error'] == 'ValueError: no such layer setting' and 'throughput' not in rows[2]
+    assert rows[1]['ratio_to_msa'] == pytest.approx(rows[1]['throughput'] / rows[0]['throughput'])
+
+
 def test_add_ratio_pairs_rows_by_key():
     rows = [dict(layer='MSA', res=1, throughput=10.), dict(layer='HiLo', res=1, throughput=15.),
             dict(layer='HiLo', res=2, throughput=5.), dict(layer='CSA', res=1, error='x')]

@@ -4,8 +4,8 @@ import time
 import pytest
 import torch
 
-from mmvit_ext.benchmark.timing import (PeakMemory, Timing, autocast_context, cpu_features, gemm_peak,
-                                        time_forward, time_interleaved)
+from mmvit_ext.benchmark.timing import (PeakMemory, RunOptions, Timing, autocast_context, cpu_features, gemm_peak,
+                                        measure_interleaved, time_forward, time_interleaved)
 
 CPU = torch.device('cpu')
 
@@ -34,6 +34,24 @@ def test_interleaved_timing_alternates_and_separates_the_sides():
     assert b.median / a.median > 3
     with pytest.raises(ValueError, match='at least one'):
         time_interleaved([], CPU)
+
+
+def test_measure_interleaved_alternates_under_the_precision():
+    order = []
+
+    def forward(name, seconds):
+        def run():
+            order.append((name, torch.is_grad_enabled(), torch.is_autocast_enabled('cpu')))
+            time.sleep(seconds)
+        return run
+
+    rows = measure_interleaved([forward('a', .002), forward('b', .01)], RunOptions(CPU, 1, 3, 10.), 'amp', [2, 4])
+    assert [name for name, *_ in order] == ['a', 'b'] * 5  # warm-up, three timed rounds, one memory run each
+    assert all(not grad and autocast for _, grad, autocast in order)
+    assert [r['runs'] for r in rows] == [3, 3]
+    assert rows[1]['latency_ms'] > 3 * rows[0]['latency_ms']
+    assert rows[0]['throughput'] == pytest.approx(2e3 / rows[0]['latency_ms'])
+    assert rows[1]['throughput'] == pytest.approx(4e3 / rows[1]['latency_ms'])
 
 
 def test_peak_memory_sees_every_run():

@@ -28,7 +28,7 @@ class HiLoAttention(nn.Module):
     Any map size: the (layer-normalised) map is zero-padded on the bottom/right to a multiple of ``window_size``,
     as in the official dense backbones; padded positions act as Hi-Fi keys and enter the Lo-Fi average pool
     (no masking), and the output is cropped back. Each branch is one attention call (``utils.attention``: fused
-    ``scaled_dot_product_attention``, or explicit for the ws*ws keys of small windows); windows are reshapes.
+    ``scaled_dot_product_attention``, or explicit for short softmax rows); windows are reshapes.
 
     Args:
         embed_dims: C, divisible by ``num_heads``.
