@@ -8,7 +8,7 @@ and their verdicts), ``official`` (ours against the official code), ``tables`` (
 ``plots`` and ``report`` (the whole report).
 """
 from .models import ModelSpec, select_models, unique_archs
-from .timing import PeakMemory, RunOptions, Timing, measure, time_forward, time_interleaved
+from .timing import PeakMemory, RunOptions, Timing, measure, measure_interleaved, time_forward, time_interleaved
 
 __all__ = ['ModelSpec', 'select_models', 'unique_archs', 'PeakMemory', 'RunOptions', 'Timing', 'measure',
-           'time_forward', 'time_interleaved']
+           'measure_interleaved', 'time_forward', 'time_interleaved']

@@ -5,10 +5,12 @@ missed (op-group profiles of both sides), the official-code comparison, tables a
 Deployment runtimes (``torch.compile``, ``torch.jit.trace``, onnxruntime) come from
 ``mmvit_ext.deploy.benchmark_deployment``.
 """
+import concurrent.futures
 import datetime
 import fnmatch
 import glob
 import json
+import multiprocessing
 import os
 import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -400,8 +402,6 @@ def run_official(repos: Sequence[str], opts: RunOptions, quick: bool, progress: 
     ``rows_file`` (JSON lines, read back by ``--official-from``) as soon as it is measured, so a run that is
     stopped keeps what it finished.
     """
-    import concurrent.futures
-    import multiprocessing
     settings = [('cls', b) for b in batch_sizes] + [('dense', 1)]
     sizes = {'cls': QUICK_SETTINGS['cls'], 'dense': QUICK_SETTINGS['det']} if quick else None
     patterns = {'cls': variants, 'dense': variants if dense_variants is None else dense_variants}

@@ -12,7 +12,7 @@ from ..analysis import DEFAULT_INPUT_SHAPES, build_config_model, config_forward,
 from .baselines import (ExplicitMultiheadAttention, SpatialReductionAttention, TokensToMap, WindowAttention,
                         WithGlobalTokens)
 from .models import ModelSpec
-from .timing import ProgressBar, RunOptions, measure, measure_interleaved
+from .timing import ProgressBar, RunOptions, autocast_context, measure_interleaved
 
 __all__ = ['SETTINGS', 'QUICK_SETTINGS', 'bench_backbones', 'bench_configs', 'attention_layers', 'bench_attention',
            'WithSize', 'add_ratio']
@@ -20,6 +20,32 @@ __all__ = ['SETTINGS', 'QUICK_SETTINGS', 'bench_backbones', 'bench_configs', 'at
 # Input settings of backbone mode: (H, W). Dense settings are measured with --dense-batch images.
 SETTINGS = {'cls': (224, 224), 'det': (800, 1333), 'seg': (512, 512)}
 QUICK_SETTINGS = {'cls': (64, 64), 'det': (96, 160), 'seg': (96, 96)}
+
+
+def _measure_together(forwards: Dict[str, Callable[[], object]], opts: RunOptions, precision: str,
+                      batch: int) -> Dict[str, object]:
+    """``measure_interleaved`` of the named forwards: name -> row, or the error of a forward that fails. When the
+    interleaved run fails, each forward runs once to find the failing ones, and the others are timed together."""
+    def timed(chosen):
+        rows = measure_interleaved(list(chosen.values()), opts, precision, [batch] * len(chosen))
+        return dict(zip(chosen, rows))
+
+    try:
+        return timed(forwards)
+    except Exception:
+        pass
+    errors = {}
+    for name, forward in forwards.items():
+        try:
+            with torch.no_grad(), autocast_context(opts.device, precision):
+                forward()
+        except Exception as exc:
+            errors[name] = f'{type(exc).__name__}: {exc}'
+    working = {name: f for name, f in forwards.items() if name not in errors}
+    try:
+        return {**errors, **(timed(working) if working else {})}
+    except Exception as exc:
+        return {**errors, **{name: f'{type(exc).__name__}: {exc}' for name in working}}
 
 
 def bench_backbones(specs: Sequence[ModelSpec], settings: Sequence[str], batch_sizes: Sequence[int],
@@ -53,12 +79,8 @@ def bench_backbones(specs: Sequence[ModelSpec], settings: Sequence[str], batch_s
     for setting, batch, precision in plan:
         shape = sizes[setting]
         x = torch.randn(batch, 3, *shape, device=opts.device)
-        timed = [spec.name for spec in specs if not isinstance(flops[spec.name, setting], str)]
-        try:
-            measured = dict(zip(timed, measure_interleaved([functools.partial(models[name], x) for name in timed],
-                                                           opts, precision, [batch] * len(timed))))
-        except Exception as exc:
-            measured = {name: f'{type(exc).__name__}: {exc}' for name in timed}
+        measured = _measure_together({spec.name: functools.partial(models[spec.name], x) for spec in specs
+                                      if not isinstance(flops[spec.name, setting], str)}, opts, precision, batch)
         for spec in specs:
             row = dict(mode='backbone', model=spec.name, family=spec.family, source=spec.source, setting=setting,
                        input=f'{shape[0]}x{shape[1]}', batch=batch, precision=precision)
@@ -167,12 +189,8 @@ def bench_attention(resolutions: Sequence[int], dim: int, heads: int, batch: int
             except Exception as exc:
                 counted[name] = f'{type(exc).__name__}: {exc}'
         for precision in precisions:
-            timed = [name for name in names if not isinstance(counted[name], str)]
-            try:
-                measured = dict(zip(timed, measure_interleaved(
-                    [functools.partial(modules[name], x, hw) for name in timed], opts, precision, [b] * len(timed))))
-            except Exception as exc:
-                measured = {name: f'{type(exc).__name__}: {exc}' for name in timed}
+            measured = _measure_together({name: functools.partial(modules[name], x, hw) for name in names
+                                          if not isinstance(counted[name], str)}, opts, precision, b)
             for name in names:
                 row = dict(mode='attention', layer=name, resolution=res, tokens=f'{hw[0]}x{hw[1]}', dim=dim,
                            heads=heads, batch=b, precision=precision)

@@ -40,12 +40,19 @@ def test_attention_suite_reports_a_broken_layer_and_times_the_others(monkeypatch
     def broken():
         raise ValueError('no such layer setting')
 
-    monkeypatch.setattr(suites, 'attention_layers',
-                        lambda dim, heads: {'MSA': layers['MSA'], 'HiLo': layers['HiLo'], 'Broken': broken})
+    class OneImageOnly(torch.nn.Module):  # runs for the FLOP count (one image), fails in the timed batch
+        def forward(self, x, hw):
+            if x.shape[0] > 1:
+                raise RuntimeError('batch too large')
+            return x
+
+    monkeypatch.setattr(suites, 'attention_layers', lambda dim, heads: {
+        'MSA': layers['MSA'], 'HiLo': layers['HiLo'], 'Broken': broken, 'OneImageOnly': OneImageOnly})
     rows = bench_attention([64], 64, 4, 2, None, ['fp32'], RunOptions(torch.device('cpu'), 0, 2, .2),
                            progress=False)
-    assert [r['layer'] for r in rows] == ['MSA', 'HiLo', 'Broken']
+    assert [r['layer'] for r in rows] == ['MSA', 'HiLo', 'Broken', 'OneImageOnly']
     assert rows[2]['error'] == 'ValueError: no such layer setting' and 'throughput' not in rows[2]
+    assert rows[3]['error'] == 'RuntimeError: batch too large' and 'throughput' not in rows[3]
     assert rows[1]['ratio_to_msa'] == pytest.approx(rows[1]['throughput'] / rows[0]['throughput'])
 
 
