@@ -13,6 +13,8 @@ import json
 import multiprocessing
 import os
 import os.path as osp
+import threading
+import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -370,6 +372,24 @@ def _plot_rows(rows: Sequence[dict]) -> List[dict]:
     return [r for r in rows if r['setting'] == 'cls' and r['batch'] == cls_batch and r['precision'] == 'fp32']
 
 
+def _exit_with_parent(parent: int):
+    """Initializer of ``fresh_process_pool``'s worker: a daemon thread ends the worker once its parent is gone.
+    A stopped or killed benchmark would otherwise leave the worker measuring (minutes at 800x1216) and spoil
+    every timing taken on the machine after it."""
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name='exit-with-parent', daemon=True).start()
+
+
+def fresh_process_pool() -> concurrent.futures.ProcessPoolExecutor:
+    """One new (``spawn``) worker process that does not outlive this one."""
+    return concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context('spawn'),
+                                                  initializer=_exit_with_parent, initargs=(os.getpid(), ))
+
+
 def _compare_in_this_process(root: str, family: str, names: Sequence[str], settings, opts: RunOptions,
                              sizes, profile_below, progress: bool, threads: int,
                              rows_file: Optional[str]) -> List[dict]:
@@ -426,7 +446,7 @@ def run_official(repos: Sequence[str], opts: RunOptions, quick: bool, progress: 
             if not fresh_process:
                 rows += _compare_in_this_process(*args)
                 continue
-            with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context('spawn')) as pool:
+            with fresh_process_pool() as pool:
                 rows += pool.submit(_compare_in_this_process, *args).result()
     return rows, info
 

@@ -46,3 +46,40 @@ def test_configs_of_installed_packages_resolve():
     assert resolve_config('mmseg::segformer/segformer_mit-b0_8xb2-160k_ade20k-512x512.py')
     assert resolve_config('configs/lvt/segformer_lvt*ade20k*.py')
     assert resolve_config('nosuchpackage::x.py') == []
+
+
+def test_fresh_process_worker_ends_when_the_benchmark_is_killed(tmp_path):
+    """A killed comparison must not leave its worker measuring: the worker exits within seconds of its parent."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    pid_file = tmp_path / 'worker.pid'
+    script = ('import os, time\n'
+              'from mmvit_ext.benchmark.report import fresh_process_pool\n'
+              f'def work():\n    open({str(pid_file)!r}, "w").write(str(os.getpid()))\n    time.sleep(120)\n'
+              'if __name__ == "__main__":\n    fresh_process_pool().submit(work).result()\n')
+    (tmp_path / 'bench.py').write_text(script)
+    parent = subprocess.Popen([sys.executable, str(tmp_path / 'bench.py')], cwd=tmp_path)
+    try:
+        deadline = time.time() + 60
+        while not (pid_file.exists() and pid_file.read_text()) and time.time() < deadline:
+            time.sleep(.1)
+        worker = int(pid_file.read_text())
+    finally:
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+
+    def alive(pid):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        with open(f'/proc/{pid}/stat') as f:  # a zombie waiting for its new parent to reap it has ended
+            return f.read().split(')')[-1].split()[0] != 'Z'
+
+    deadline = time.time() + 10
+    while alive(worker) and time.time() < deadline:
+        time.sleep(.1)
+    assert not alive(worker), 'the worker outlived the killed benchmark'
