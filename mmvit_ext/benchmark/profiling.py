@@ -69,13 +69,18 @@ def profile_attention(names: Sequence[str], dim: int, heads: int, batch: int, re
     return rows
 
 
+def _compute_calls(events) -> int:
+    return sum(e.count for e in events if e.key not in VIEW_OPS)
+
+
 def profile_backbones(specs: Sequence[ModelSpec], shape: Tuple[int, int], device: torch.device, top: int = 6,
                       progress: bool = True) -> List[dict]:
     """Top ops by self time of one forward at ``shape``, with calls per forward, and the op calls at twice the
     size (4x the tokens and windows).
 
     A Python loop over windows or heads would show as compute ops called hundreds of times, a count that grows
-    with the input: ``aten_calls`` vs ``aten_calls_2x`` and the most-called compute op (views excluded) tell."""
+    with the input: ``aten_calls`` vs ``aten_calls_2x`` (calls of compute ops, views excluded: indexing takes
+    fewer views where a slice spans a whole dimension) and the most-called compute op tell."""
     activities = _activities(device)
     bar = ProgressBar(len(specs), progress)
     rows = []
@@ -89,7 +94,7 @@ def profile_backbones(specs: Sequence[ModelSpec], shape: Tuple[int, int], device
             x = torch.randn(1, 3, 2 * shape[0], 2 * shape[1], device=device)
             larger = _op_calls(functools.partial(model, x), activities)
             busiest = max((e for e in events if e.key not in VIEW_OPS), key=lambda e: e.count)
-            row.update(aten_calls=sum(e.count for e in events), aten_calls_2x=sum(e.count for e in larger),
+            row.update(aten_calls=_compute_calls(events), aten_calls_2x=_compute_calls(larger),
                        max_calls=busiest.count, max_calls_op=busiest.key, top_ops=_top_ops(events, top))
         except Exception as exc:
             row['error'] = f'{type(exc).__name__}: {exc}'

@@ -41,7 +41,7 @@ COLUMNS = {
     'attention': [('layer', 'layer'), ('resolution', 'res'), ('tokens', 'tokens'), ('batch', 'batch'),
                   ('precision', 'prec'), ('params', 'params'), ('flops', 'FLOPs/img'), ('latency', 'latency ms'),
                   ('throughput', 'img/s'), ('ratio_to_msa', 'x MSA'), ('peak_mem_mb', 'mem MB')],
-    'profile': [('model', 'model'), ('input', 'input'), ('aten_calls', 'aten calls'),
+    'profile': [('model', 'model'), ('input', 'input'), ('aten_calls', 'compute-op calls'),
                 ('aten_calls_2x', 'at 2x size'), ('max_calls_op', 'most-called compute op'), ('max_calls', 'calls'),
                 ('top', 'top ops by self time: share, calls')],
     'official': [('model', 'model'), ('official_model', 'official'), ('input', 'input'), ('batch', 'batch'),

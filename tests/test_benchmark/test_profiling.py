@@ -36,15 +36,18 @@ def test_op_groups_attribute_time_to_what_ran():
 
 def test_profile_shows_no_loops_over_windows_or_heads(monkeypatch):
     """Op calls per forward do not grow with the input (4x the tokens and windows): at most a few size-dependent
-    ops (padding, position-table resizing) differ, where a per-window or per-head loop would multiply them. The
+    ops (padding, position-table resizing, the parts of LightViT's window gather) differ, where a per-window or per-head loop would multiply them. The
     kernels chosen by shape (oneDNN or addmm by row count, explicit or fused attention) are pinned to one choice."""
     from mmvit_ext.models.layers import onednn, utils
+    monkeypatch.setattr(onednn, '_LINEAR_RULE', 'rows')
     monkeypatch.setattr(onednn, '_LINEAR_MIN_ROWS', 0)
     monkeypatch.setattr(utils, 'EXPLICIT_MAX_KEYS', 0)
     specs = select_models(['LIT-tiny', 'LITv2-small', 'LightViT-tiny', 'LVT-mobile'])
     for row in profile_backbones(specs, (64, 64), CPU, progress=False):
         assert 'error' not in row, row
-        assert abs(row['aten_calls_2x'] - row['aten_calls']) <= .02 * row['aten_calls'], row
+        # LightViT-tiny: its window gather copies up to four parts per layer, by the map's divisibility (33 more
+        # calls of 754 at 2x); a loop over windows would add several calls per window and layer.
+        assert abs(row['aten_calls_2x'] - row['aten_calls']) <= .05 * row['aten_calls'], row
         assert row['max_calls_op'] not in VIEW_OPS
         assert any(t['op'] in ('mkldnn::_linear_pointwise', 'aten::addmm', 'aten::mm',
                                'aten::_scaled_dot_product_flash_attention_for_cpu')

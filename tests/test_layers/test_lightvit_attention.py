@@ -87,6 +87,21 @@ def test_local_global_attention_matches_official_flow(attn, hw, num_tokens):
             torch.testing.assert_close(out[i], ref, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize('hw', [(6, 9), (5, 7), (1, 4)])
+def test_recorded_graph_path_equals_eager_window_gather(attn, hw, monkeypatch):
+    """Eager mode gathers the windows straight from the unpadded map; a recorded graph pads by concatenation and
+    partitions by reshapes. Both give the same numbers, with gradients (training uses the eager path too)."""
+    import mmvit_ext.models.layers.lightvit_attention as module
+    x = torch.randn(2, 4 + hw[0] * hw[1], 16, requires_grad=True)
+    eager = attn(x, hw)
+    grads = torch.autograd.grad(eager.square().sum(), [x, attn.qkv.bias])
+    monkeypatch.setattr(module, 'is_tracing', lambda: True)
+    recorded = attn(x, hw)
+    torch.testing.assert_close(recorded, eager, atol=1e-6, rtol=1e-6)
+    for ours, theirs in zip(grads, torch.autograd.grad(recorded.square().sum(), [x, attn.qkv.bias])):
+        torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
+
+
 def test_zero_kv_global_gives_plain_window_attention(attn):
     """With kv_global zeroed the broadcast adds softmax(.) @ 0 = 0: image tokens get plain window attention."""
     hw = (5, 8)

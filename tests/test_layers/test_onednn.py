@@ -20,9 +20,9 @@ needs_onednn = pytest.mark.skipif(not onednn._available, reason='this PyTorch bu
 
 @pytest.fixture
 def linear_on_onednn(monkeypatch):
-    """The oneDNN linear path as on an AVX-512 CPU, whatever this CPU is (the op runs on AVX2 too, only slower),
-    for inputs of any row count."""
-    monkeypatch.setattr(onednn, '_linear_faster', True)
+    """The oneDNN linear path as on an AVX-512 CPU, whatever this CPU is (the op runs on AVX2 too), for inputs of
+    any row count."""
+    monkeypatch.setattr(onednn, '_LINEAR_RULE', 'rows')
     monkeypatch.setattr(onednn, '_LINEAR_MIN_ROWS', 0)
 
 
@@ -123,8 +123,8 @@ def test_conv_ffn_trains_through_pytorch_ops_and_infers_through_onednn(linear_on
 
 
 @needs_onednn
-def test_linear_keeps_addmm_where_the_cpu_has_no_avx512(monkeypatch):
-    monkeypatch.setattr(onednn, '_linear_faster', False)
+def test_linear_keeps_addmm_where_the_cpu_has_neither_avx2_nor_avx512(monkeypatch):
+    monkeypatch.setattr(onednn, '_LINEAR_RULE', None)
     layer, x = Linear(16, 24, activation='gelu'), torch.randn(5, 16)
     with torch.no_grad():
         out, ops = _ops(lambda: layer(x))
@@ -135,10 +135,14 @@ def test_linear_keeps_addmm_where_the_cpu_has_no_avx512(monkeypatch):
 
 
 @needs_onednn
-def test_linear_keeps_addmm_for_few_rows(monkeypatch):
-    monkeypatch.setattr(onednn, '_linear_faster', True)
+@pytest.mark.parametrize('rule', ['rows', 'macs'])
+def test_linear_keeps_addmm_for_small_calls(monkeypatch, rule):
+    """AVX-512: inputs of fewer than _LINEAR_MIN_ROWS rows keep addmm; AVX2: calls of fewer multiply-adds than
+    _LINEAR_MIN_MACS (rows counted over the leading dimensions)."""
+    monkeypatch.setattr(onednn, '_LINEAR_RULE', rule)
     layer = Linear(16, 24, activation='gelu')
-    for shape, fused in (((onednn._LINEAR_MIN_ROWS - 1, 16), False), ((2, onednn._LINEAR_MIN_ROWS // 2, 16), True)):
+    rows = onednn._LINEAR_MIN_ROWS if rule == 'rows' else -(-onednn._LINEAR_MIN_MACS // layer.weight.numel())
+    for shape, fused in (((rows - 1, 16), False), ((2, (rows + 1) // 2, 16), True)):
         x = torch.randn(shape)
         with torch.no_grad():
             out, ops = _ops(lambda: layer(x))

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from ...registry import register_model
 from .attention import GridRelativePositionBias
 from .onednn import Linear, conv2d, linear
-from .utils import attention, batch_norm_train, pad_to_multiple
+from .utils import attention, batch_norm_train, is_tracing, pad_to_multiple, window_blocks
 
 __all__ = ['LocalGlobalAttention', 'BiDimensionalAttentionFFN', 'ResidualPatchMerging', 'LightViTStem']
 
@@ -44,9 +44,10 @@ class LocalGlobalAttention(nn.Module):
         4. Global broadcast (Eq. 3): ``k_G', v_G' = kv_global(G')``; ``X_global = softmax(q k_G'^T / sqrt(d)) v_G'``.
         5. ``out = proj([G' ; X_local + X_global])``: one output projection shared by both token types (Eq. 4).
 
-    Any H, W: the (normalised) image map is zero-padded on the bottom/right to multiples of ``ws`` before ``qkv``,
-    so padded positions act as keys with the ``qkv`` bias, exactly as the official dense code; the local result
-    and q/k/v are cropped back to H x W before the global paths, which therefore see only real tokens.
+    Any H, W: the official dense code zero-pads the (normalised) image map on the bottom/right to multiples of ``ws``
+    before ``qkv``, so padded positions act as keys with the ``qkv`` bias. Here ``qkv`` runs on the real tokens only
+    and the windows are padded with that bias (the same numbers, without projecting the padding); the global paths
+    see only real tokens.
 
     Args:
         dim: channels C. num_heads: heads (head dim C / heads). window_size: ws (7 in LightViT).
@@ -66,18 +67,45 @@ class LocalGlobalAttention(nn.Module):
         self.proj = Linear(dim, dim)
         self.relative_position_bias = GridRelativePositionBias(num_heads, window_size)
 
-    def forward_local(self, qkv: torch.Tensor) -> torch.Tensor:
-        """Window attention. qkv: (B, Hp, Wp, 3C), Hp, Wp multiples of ws -> (B, Hp, Wp, C)."""
-        b, hp, wp, _ = qkv.shape
+    def local_attention(self, qkv: torch.Tensor, out: torch.Tensor):
+        """Window attention, written into ``out``. qkv: (B, H, W, 3C) of the real tokens; out: (B, H, W, C) (a
+        view of the caller's token buffer).
+
+        The map is padded to multiples of ws with tokens whose q/k/v are the ``qkv`` bias (the projection of the
+        official zero padding). In eager mode the windows are gathered straight from the unpadded map into their
+        window-major buffer and the result is scattered straight into ``out`` (``window_blocks``), one copy each
+        way; a recorded graph pads with concatenations and partitions with reshapes, valid for every size.
+        """
+        b, h, w, _ = qkv.shape
         ws, heads = self.window_size, self.num_heads
         hd = self.dim // heads
-        nh, nw = hp // ws, wp // ws
-        windows = qkv.view(b, nh, ws, nw, ws, 3, heads, hd).permute(5, 0, 1, 3, 6, 2, 4, 7)
-        q, k, v = windows.reshape(3, b * nh * nw, heads, ws * ws, hd).unbind(0)
+        nh, nw = (h + ws - 1) // ws, (w + ws - 1) // ws
+        pad = qkv.new_zeros(3 * self.dim) if self.qkv.bias is None else self.qkv.bias.to(qkv.dtype)
+        tracing = is_tracing()
+        if tracing:
+            padded = torch.cat([qkv, pad.expand(b, h, nw * ws - w, -1)], dim=2)
+            padded = torch.cat([padded, pad.expand(b, nh * ws - h, nw * ws, -1)], dim=1)
+            windows = padded.view(b, nh, ws, nw, ws, 3, heads, hd).permute(5, 0, 1, 3, 6, 2, 4, 7)
+            windows = windows.reshape(3, b * nh * nw, heads, ws * ws, hd)
+        else:
+            windows = qkv.new_empty(3, b, nh, nw, heads, ws, ws, hd)
+            grid = windows.permute(1, 2, 5, 3, 6, 0, 4, 7)  # (B, nh, ws, nw, ws, 3, heads, hd)
+            for part, grid_part in window_blocks(qkv.view(b, h, w, 3, heads, hd), grid, ws):
+                grid_part.copy_(part)
+            pad = pad.view(3, heads, hd)
+            if h % ws:  # the padded rows and columns of the last windows
+                grid[:, -1, h % ws:] = pad
+            if w % ws:
+                grid[:, :, :, -1, w % ws:] = pad
+            windows = windows.view(3, b * nh * nw, heads, ws * ws, hd)
         # A 4-D bias (1, heads, N, N): with a 3-D mask torch's CPU SDPA falls back to its ~8x slower math kernel.
-        out = attention(q, k, v, bias=self.relative_position_bias().unsqueeze(0).to(q.dtype))
-        out = out.view(b, nh, nw, heads, ws, ws, hd).permute(0, 1, 4, 2, 5, 3, 6)
-        return out.reshape(b, hp, wp, self.dim)
+        result = attention(*windows.unbind(0), bias=self.relative_position_bias().unsqueeze(0).to(qkv.dtype))
+        grid = result.unflatten(0, (b, nh, nw)).unflatten(4, (ws, ws)).permute(0, 1, 4, 2, 5, 3, 6)
+        if tracing:
+            out.copy_(grid.reshape(b, nh * ws, nw * ws, self.dim)[:, :h, :w])
+        else:
+            for part, grid_part in window_blocks(out.view(b, h, w, heads, hd), grid, ws):
+                part.copy_(grid_part)
 
     def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
         b, n, c = x.shape
@@ -85,23 +113,22 @@ class LocalGlobalAttention(nn.Module):
         num_tokens = n - h * w
         if num_tokens < 0:
             raise ValueError(f'LocalGlobalAttention: {n} tokens cannot hold a {h}x{w} map')
-        x_glb, x_img = x[:, :num_tokens], x[:, num_tokens:]
-        x_img, _ = pad_to_multiple(x_img.reshape(b, h, w, c), self.window_size)
-        qkv = self.qkv(x_img)
-        x_img = self.forward_local(qkv)
-        # Cropping an unpadded map is a full view (no copy), so it is not made conditional: one graph for all sizes.
-        x_img, qkv = x_img[:, :h, :w], qkv[:, :h, :w]
-        x_img = x_img.reshape(b, h * w, c)
+        x_glb = x[:, :num_tokens]
+        qkv = self.qkv(x[:, num_tokens:].reshape(b, h, w, c))  # real tokens only; padding is added per window
+        # [G' ; X_local + X_global] is assembled in one buffer: each result is written into its slice.
+        out = qkv.new_empty(b, n, c)
+        out_img = out[:, num_tokens:]
+        self.local_attention(qkv, out_img.view(b, h, w, c))
         if num_tokens:
-            q, k, v = qkv.reshape(b, h * w, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4).unbind(0)
+            q, k, v = qkv.view(b, h * w, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4).unbind(0)
             # Only the query slice of qkv is applied to the global tokens: their keys/values are never used.
             q_glb = _heads(linear(x_glb, self.qkv.weight[:c],
                                   None if self.qkv.bias is None else self.qkv.bias[:c]), self.num_heads)
             x_glb = _merge_heads(attention(q_glb, k, v))
+            out[:, :num_tokens] = x_glb
             k_glb, v_glb = self.kv_global(x_glb).view(b, num_tokens, 2, self.num_heads, -1).permute(2, 0, 3, 1, 4)
-            x_img = x_img + _merge_heads(attention(q, k_glb, v_glb))
-            x_img = torch.cat([x_glb, x_img], dim=1)
-        return self.proj(x_img)
+            out_img.view(b, h * w, self.num_heads, -1).add_(attention(q, k_glb, v_glb).transpose(1, 2))
+        return self.proj(out)
 
 
 class BiDimensionalAttention(nn.Module):
@@ -128,7 +155,10 @@ class BiDimensionalAttention(nn.Module):
         x_global = self.global_reduce(normed.mean(1, keepdim=True))
         x_local = self.local_reduce(normed)
         channel_gate = self.channel_select(x_global).sigmoid()
-        spatial_gate = self.spatial_select(torch.cat([x_local, x_global.expand_as(x_local)], dim=-1)).sigmoid()
+        # spatial_select([l ; g]) = l W_l^T + (g W_g^T + b): the per-image term of g is added, not concatenated.
+        weight, reduced = self.spatial_select.weight, x_local.shape[-1]
+        spatial_gate = (linear(x_local, weight[:, :reduced])
+                        + linear(x_global, weight[:, reduced:], self.spatial_select.bias)).sigmoid()
         return x * (channel_gate * spatial_gate)
 
 

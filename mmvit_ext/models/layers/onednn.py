@@ -6,10 +6,12 @@ activation is again a pass of its own. oneDNN's matmul and conv with post-ops (`
 / ``_convolution_pointwise``, the ops PyTorch's inductor emits for a CPU) write ``act(x W^T + b)`` / ``act(conv(x))``
 in one pass. On a 2-core AMD EPYC with AVX-512 (Zen 4) our linear layers run 1.6-2.1x faster than with ``addmm``
 (MKL's sgemm is the slower of the two there), a Linear + GELU pair 2x and a depthwise 3x3 conv + GELU 1.1-2.1x. On
-an AVX2 CPU (2-core Zen 3) the oneDNN matmul measured 0.5-1.1x ``addmm`` (slowest on the small row counts of
-batch-1 inference) while the fused depthwise conv stayed 1.1-1.3x faster: linear layers take oneDNN only where
-PyTorch dispatches AVX-512 kernels (``torch.backends.cpu.get_cpu_capability()``), convs wherever oneDNN is built.
-The benchmark's official-code comparison measures the whole models.
+AVX2 CPUs the two matmuls are close: on a 2-core Zen 2 oneDNN ran 1.0-1.14x ``addmm`` on the models' layers, 1.3x
+with a GELU fused, 1.3-1.6x for ViT-B-wide layers on 49 rows, but 0.9x on calls of a few million multiply-adds,
+where its cost per call shows (an earlier Zen 3 measured 0.5-1.1x, slowest on such small batch-1 calls). So linear
+layers take oneDNN on AVX-512 from ``_LINEAR_MIN_ROWS`` rows and on AVX2 from ``_LINEAR_MIN_MACS`` multiply-adds per
+call (``torch.backends.cpu.get_cpu_capability()``), nowhere else; convs wherever oneDNN is built. The benchmark's
+official-code comparison measures the whole models.
 
 The fused path is taken only where it gives the same result (within fp32 round-off, tested): CPU fp32 tensors, no
 autograd through the call (the ops have no backward), no autocast, no graph being recorded (``torch.export`` /
@@ -36,11 +38,23 @@ _ACTIVATIONS = {None: (None, 'none', ''), 'gelu': (F.gelu, 'gelu', 'none'), 'sil
 _available = (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, '_linear_pointwise')
               and hasattr(torch.ops.mkldnn, '_convolution_pointwise'))
 _enabled = os.environ.get('MMVIT_EXT_ONEDNN', '1') != '0'
-_linear_faster = torch.backends.cpu.get_cpu_capability().startswith('AVX512')  # see the module docstring
-# Inputs with fewer rows keep F.linear on AVX-512 too: oneDNN's cost per call (~13 us) outweighs its faster kernel
-# there (Zen 4: 8 x 64 -> 64 took 17.8 us against addmm's 5.1; 57 x 256 -> 768 1.2x faster than addmm). Such
-# inputs are LightViT's global tokens and the per-image vectors of its gates.
+# Which linear calls take oneDNN, by the CPU kernels PyTorch dispatches (see the module docstring): 'rows' on
+# AVX-512, inputs of at least _LINEAR_MIN_ROWS rows (oneDNN's cost per call, ~13 us, outweighs its faster kernel
+# below: Zen 4 ran 8 x 64 -> 64 in 17.8 us against addmm's 5.1, 57 x 256 -> 768 1.2x faster than addmm; such
+# inputs are LightViT's global tokens and the per-image vectors of its gates); 'macs' on AVX2, calls of at least
+# _LINEAR_MIN_MACS multiply-adds (Zen 2: 64 x 384 -> 384 0.89x addmm, 200 x 256 -> 256 0.91x, 400 x 128 -> 512
+# 1.01x, from 784 x 192 -> 768 on 1.0-1.3x); None elsewhere.
+_capability = torch.backends.cpu.get_cpu_capability()
+_LINEAR_RULE = 'rows' if _capability.startswith('AVX512') else 'macs' if _capability == 'AVX2' else None
 _LINEAR_MIN_ROWS = 32
+_LINEAR_MIN_MACS = 1 << 25
+
+
+def _linear_takes_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    if x.dim() < 2 or _LINEAR_RULE is None:
+        return False
+    rows = x.numel() // x.shape[-1]
+    return rows >= _LINEAR_MIN_ROWS if _LINEAR_RULE == 'rows' else rows * weight.numel() >= _LINEAR_MIN_MACS
 
 
 @contextlib.contextmanager
@@ -80,12 +94,11 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] =
     """``act(x W^T + b)``: x (..., in), weight (out, in), bias (out,) or None -> (..., out).
 
     ``activation``: None, ``'gelu'`` (exact, erf form) or ``'silu'``. One oneDNN matmul where the module
-    docstring allows it, the CPU has AVX-512 and x has at least ``_LINEAR_MIN_ROWS`` rows, else ``F.linear`` then
-    the activation.
+    docstring allows it and the call is large enough for this CPU (``_LINEAR_RULE``), else ``F.linear`` then the
+    activation.
     """
     check_activation(activation, 'linear')
-    if (x.dim() >= 2 and _linear_faster and x.numel() >= _LINEAR_MIN_ROWS * x.shape[-1]
-            and _takes_onednn(x, weight, bias)):
+    if _linear_takes_onednn(x, weight) and _takes_onednn(x, weight, bias):
         _, attr, algorithm = _ACTIVATIONS[activation]
         return torch.ops.mkldnn._linear_pointwise(x, weight, bias, attr, [], algorithm)
     return _activate(F.linear(x, weight, bias), activation)

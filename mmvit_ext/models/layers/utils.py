@@ -103,6 +103,29 @@ def window_reverse(windows: torch.Tensor, ws: int, hw: Tuple[int, int]) -> torch
     return x.reshape(b, h, w, c)
 
 
+def window_blocks(x: torch.Tensor, grid: torch.Tensor, ws: int):
+    """Matching views of a map and of its windows, covering the map's real H x W region without padding it.
+
+    x: (B, H, W, *rest); grid: (B, nH, ws, nW, ws, *rest), the map zero-padded to multiples of ws and split into
+    windows (nH = ceil(H / ws), any strides, e.g. a permuted view of a window-major buffer). Yields up to four
+    ``(x_part, grid_part)`` pairs of equal shape: the full windows, the partial last window row and column, and
+    their corner (one pair where H and W are multiples of ws); ``grid_part.copy_(x_part)`` over all pairs fills
+    the windows, ``x_part.copy_(grid_part)`` reads them back. Sizes are branched on: eager use only
+    (``is_tracing`` is False).
+    """
+    h, w = x.shape[1:3]
+    full_h, rest_h = divmod(h, ws)
+    full_w, rest_w = divmod(w, ws)
+    # (first window, windows, rows in each), empty parts left out
+    rows = [part for part in ((0, full_h, ws), (full_h, 1, rest_h)) if part[1] * part[2]]
+    cols = [part for part in ((0, full_w, ws), (full_w, 1, rest_w)) if part[1] * part[2]]
+    for i, rows_n, rows_k in rows:
+        for j, cols_n, cols_k in cols:
+            part = x[:, i * ws:i * ws + rows_n * rows_k, j * ws:j * ws + cols_n * cols_k]
+            yield (part.unflatten(1, (rows_n, rows_k)).unflatten(3, (cols_n, cols_k)),
+                   grid[:, i:i + rows_n, :rows_k, j:j + cols_n, :cols_k])
+
+
 def run_blocks(blocks, x: torch.Tensor, *args, with_cp: bool = False) -> torch.Tensor:
     """Apply ``blocks`` in order (``block(x, *args)``); with ``with_cp`` each block's activations are recomputed in
     the backward pass (activation checkpointing) whenever gradients flow."""
