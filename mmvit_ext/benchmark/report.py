@@ -317,9 +317,9 @@ def render_report(meta: dict, targets: List[dict], explanations: List[dict], bac
     if profiles:
         lines += ['## Profiler: top ops per backbone', '',
                   f'One forward at {profiles[0]["input"]}, batch 1, fp32, after a warm-up (`torch.profiler`, self '
-                  'CPU time of `aten::` ops). "compute-op calls" counts the op calls of the forward, views excluded; '
-                  '"calls" those of the most-called compute op. A Python loop over windows or heads would show as hundreds to thousands of '
-                  'calls of matmul/softmax ops; attention runs as one fused '
+                  'CPU time of `aten::` ops). "compute-op calls" counts the op calls of the forward, views '
+                  'excluded; "calls" those of the most-called compute op. A Python loop over windows or heads would '
+                  'show as hundreds to thousands of calls of matmul/softmax ops; attention runs as one fused '
                   '`scaled_dot_product_attention` call per layer branch instead (one batched matmul / softmax / '
                   'matmul triple where the softmax rows are short, see `layers.utils.attention`).', '',
                   table(profiles, 'profile', markdown=True), '']

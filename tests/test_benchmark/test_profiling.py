@@ -36,8 +36,9 @@ def test_op_groups_attribute_time_to_what_ran():
 
 def test_profile_shows_no_loops_over_windows_or_heads(monkeypatch):
     """Op calls per forward do not grow with the input (4x the tokens and windows): at most a few size-dependent
-    ops (padding, position-table resizing, the parts of LightViT's window gather) differ, where a per-window or per-head loop would multiply them. The
-    kernels chosen by shape (oneDNN or addmm by row count, explicit or fused attention) are pinned to one choice."""
+    ops (padding, position-table resizing, the parts of LightViT's window gather) differ, where a per-window or
+    per-head loop would multiply them. The kernels chosen by shape (oneDNN or addmm by row count, explicit or fused
+    attention) are pinned to one choice."""
     from mmvit_ext.models.layers import onednn, utils
     monkeypatch.setattr(onednn, '_LINEAR_RULE', 'rows')
     monkeypatch.setattr(onednn, '_LINEAR_MIN_ROWS', 0)

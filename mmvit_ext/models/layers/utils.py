@@ -106,7 +106,7 @@ def window_reverse(windows: torch.Tensor, ws: int, hw: Tuple[int, int]) -> torch
 def window_blocks(x: torch.Tensor, grid: torch.Tensor, ws: int):
     """Matching views of a map and of its windows, covering the map's real H x W region without padding it.
 
-    x: (B, H, W, *rest); grid: (B, nH, ws, nW, ws, *rest), the map zero-padded to multiples of ws and split into
+    x: (B, H, W, *rest); grid: (B, nH, ws, nW, ws, *rest), the map padded to multiples of ws and split into
     windows (nH = ceil(H / ws), any strides, e.g. a permuted view of a window-major buffer). Yields up to four
     ``(x_part, grid_part)`` pairs of equal shape: the full windows, the partial last window row and column, and
     their corner (one pair where H and W are multiples of ws); ``grid_part.copy_(x_part)`` over all pairs fills
