@@ -109,15 +109,19 @@ def build_cfg(args):
     return cfg
 
 
+def run_test(args) -> dict:
+    cfg = build_cfg(args)
+    install_checkpoint_loader(trust=args.trust_checkpoint)
+    drop_checkpoint_backend_lines()
+    runner = build_runner(cfg, strict=not args.non_strict)
+    check_model(runner.model)
+    return runner.test()
+
+
 def main(argv=None):
     args = parse_args(argv)
     with explain_errors(args.config), config_errors_as_exit(args.config), distributed_teardown():
-        cfg = build_cfg(args)
-        install_checkpoint_loader(trust=args.trust_checkpoint)
-        drop_checkpoint_backend_lines()
-        runner = build_runner(cfg, strict=not args.non_strict)
-        check_model(runner.model)
-        return runner.test()
+        return run_test(args)
 
 
 if __name__ == '__main__':

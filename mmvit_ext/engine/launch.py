@@ -1,5 +1,6 @@
 """Glue between our tools and mmengine 0.10.7: config loading, work dirs, CPU launchers, clear errors."""
 import contextlib
+import gc
 import os.path as osp
 import sys
 from typing import Optional
@@ -32,11 +33,16 @@ def adapt_launcher_to_device(cfg: Config):
 @contextlib.contextmanager
 def distributed_teardown():
     """Ends the process group when the run ends: left to the interpreter's exit, gloo's threads can outlive it and
-    abort the process (``terminate called without an active exception``) after a run that succeeded."""
+    abort the process (``terminate called without an active exception``) after a run that succeeded.
+
+    The DDP wrapper holds the group too, and mmengine's runner sits in reference cycles (hooks, visualizer), so the
+    body must keep the runner in a frame that has returned; the cycles are collected here, before the group ends.
+    """
     try:
         yield
     finally:
         if torch.distributed.is_available() and torch.distributed.is_initialized():
+            gc.collect()
             torch.distributed.destroy_process_group()
 
 
