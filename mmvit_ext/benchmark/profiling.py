@@ -140,10 +140,11 @@ def _op_group(event) -> Optional[str]:
     return 'norm, activation, elementwise'
 
 
-def time_by_op_group(forward: Callable[[], object], device: torch.device) -> Dict[str, float]:
-    """Self CPU time in ms of one ``forward()`` (after a warm-up) summed per OP_GROUPS entry."""
+def time_by_op_group(forward: Callable[[], object], device: torch.device, grad: bool = False) -> Dict[str, float]:
+    """Self CPU time in ms of one ``forward()`` (after a warm-up) summed per OP_GROUPS entry; ``grad``: with
+    autograd on (a training iteration, its backward included)."""
     from torch.profiler import profile
-    with torch.no_grad():
+    with torch.set_grad_enabled(grad):
         forward()
         with profile(activities=_activities(device), record_shapes=True) as prof:
             forward()

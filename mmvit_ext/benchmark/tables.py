@@ -47,6 +47,8 @@ COLUMNS = {
     'official': [('model', 'model'), ('official_model', 'official'), ('input', 'input'), ('batch', 'batch'),
                  ('max_abs_diff', 'max abs diff'), ('ours_latency', 'ours ms'),
                  ('official_latency', 'official ms'), ('speedup', 'ours / official')],
+    'training': [('model', 'model'), ('dtm', 'DTM on'), ('input', 'input'), ('latency', 'ms per iteration'),
+                 ('dtm_share', 'deformable-conv share'), ('speedup', 'x mmcv'), ('max_loss_diff', 'max loss diff')],
     'deployment': [('model', 'model'), ('input', 'input'), ('eager_ms', 'eager ms'), ('compile_ms', 'compile ms'),
                    ('compile_speedup', 'x eager'), ('jit_ms', 'jit ms'), ('jit_speedup', 'x eager'),
                    ('onnx_ms', 'onnxruntime ms'), ('onnx_speedup', 'x eager'), ('max_diff', 'max diff')],
@@ -68,7 +70,9 @@ def cell(row: dict, key: str) -> str:
         return f'{row[side + "_ms"]:.1f} [{row[side + "_p25_ms"]:.1f}-{row[side + "_p75_ms"]:.1f}]'
     if key in ('ratio_to_msa', 'speedup') or key.endswith('_speedup'):
         return '-' if row.get(key) is None else f'{row[key]:.2f}'
-    if key == 'max_diff':
+    if key == 'dtm_share':
+        return '-' if row.get(key) is None else f'{100 * row[key]:.0f}%'
+    if key in ('max_diff', 'max_loss_diff'):
         return '-' if row.get(key) is None else f'{row[key]:.1e}'
     if key == 'max_abs_diff':
         if row.get(key) is None:

@@ -12,7 +12,7 @@ GROUPS = dict.fromkeys(['matmul (linear layers, explicit attention)', 'fused att
                         'norm, activation, elementwise'], 0.)
 
 
-def test_report_renders_official_efficiency_and_deployment_sections():
+def test_report_renders_official_efficiency_training_and_deployment_sections():
     official = [dict(mode='official', model='LIT-tiny', family='LIT', official_model='lit.py lit_ti', setting='cls',
                      input='224x224', batch=8, max_abs_diff=2e-6, ours_ms=90., ours_p25_ms=89., ours_p75_ms=91.,
                      official_ms=81., official_p25_ms=80., official_p75_ms=82., speedup=.9,
@@ -24,7 +24,11 @@ def test_report_renders_official_efficiency_and_deployment_sections():
     deployment = [dict(mode='deployment', model='LITv2-small', setting='cls', input='8x3x224x224', eager_ms=400.,
                        compile_ms=320., compile_speedup=1.25, jit_ms=390., jit_speedup=400 / 390, onnx_ms=250.,
                        onnx_speedup=1.6, max_diff=6e-6, compile_s=41.2, export_s=12.6)]
-    text = render_report(META, [], [], backbone, [], [], [], [], [], [], {}, official, gemm, deployment)
+    training = [dict(mode='training', model='RetinaNet LITv2-demo', dtm='op', input='4x3x256x256', latency_ms=150.,
+                     latency_p25_ms=149., latency_p75_ms=152., dtm_share=.14, speedup=1.5, max_loss_diff=2e-7),
+                dict(mode='training', model='RetinaNet LITv2-demo', dtm='mmcv', input='4x3x256x256',
+                     latency_ms=225., latency_p25_ms=224., latency_p75_ms=226., dtm_share=.45, max_loss_diff=2e-7)]
+    text = render_report(META, [], [], backbone, [], [], [], [], [], [], {}, official, gemm, deployment, training)
     assert '## Against the official code' in text and '| `/src/LIT` | 742e961 | LIT |' in text
     assert '| LIT-tiny | lit.py lit_ti | 224x224 | 8 | 2.0e-06 | 90.0 [89.0-91.0] | 81.0 [80.0-82.0] | 0.90 |' in text
     assert '### LIT-tiny vs official, 224x224 b8: where the time goes' in text
@@ -33,6 +37,9 @@ def test_report_renders_official_efficiency_and_deployment_sections():
     assert '## Deployment runtimes' in text and (
         '| LITv2-small | 8x3x224x224 | 400.0 | 320.0 (1.25x) | 390.0 (1.03x) | 250.0 (1.60x) | 6.0e-06 | 41 | 13 |'
         in text)
+    assert '## Training: the deformable conv of DTM' in text
+    assert '| RetinaNet LITv2-demo | op | 4x3x256x256 | 150.0 [149.0-152.0] | 14% | 1.50 | 2.0e-07 |' in text
+    assert '| RetinaNet LITv2-demo | mmcv | 4x3x256x256 | 225.0 [224.0-226.0] | 45% | - | 2.0e-07 |' in text
     assert '1-minute load 0.1' in text
 
 

@@ -3,7 +3,7 @@ import pytest
 
 from mmvit_ext.benchmark import targets
 from mmvit_ext.benchmark.targets import (attention_targets, backbone_targets, config_targets, efficiency_targets,
-                                         official_targets)
+                                         official_targets, training_targets)
 
 
 def _backbone(model, setting, batch, precision, throughput, flops=1e9):
@@ -58,3 +58,13 @@ def test_config_and_official_targets():
     cls, dense, failed = official_targets(official)
     assert cls['met'] and dense['met'] is False and dense['need'] == 1.5
     assert failed['met'] is None and 'differ' in failed['detail']
+
+
+def test_training_target_from_both_sides_or_the_error():
+    rows = [dict(mode='training', dtm='op', latency_ms=150., dtm_share=.14, speedup=1.5),
+            dict(mode='training', dtm='mmcv', latency_ms=225., dtm_share=.45)]
+    (target, ) = training_targets(rows)
+    assert target['met'] and target['measured'] == 1.5 and target['need'] == 1.25
+    assert '150 vs 225 ms' in target['detail'] and '14% vs 45%' in target['detail']
+    (failed, ) = training_targets([dict(mode='training', error='RuntimeError: no mmcv ops')])
+    assert failed['met'] is None and 'no mmcv ops' in failed['detail']

@@ -175,6 +175,12 @@ def test_backbone_mode_quick(tmp_path, capsys):
     assert len(csv_path.read_text().strip().splitlines()) == len(rows) + 1
 
 
+def test_training_mode_quick(capsys):
+    rows = benchmark.main(['training', '--quick'])
+    assert [r['dtm'] for r in rows] == ['op', 'mmcv'] and rows[0]['speedup'] > 0
+    assert 'deformable-conv share' in capsys.readouterr().out
+
+
 def test_report_quick(tmp_path):
     rows = benchmark.main(['report', '--quick', '--models', 'LVT-mobile', 'MiT-B0', '--precisions', 'fp32',
                            '--out-dir', str(tmp_path), '--skip', 'config', '--cls-configs', 'configs/lvt/*in1k*.py',
@@ -183,7 +189,8 @@ def test_report_quick(tmp_path):
     for text in ('## Speed targets', 'LVT vs MiT-B0', 'HiLo vs MSA explicit', 'HiLo vs fused MSA',
                  'GFLOP/s / fp32 GEMM peak', '## Efficiency', '## Attention layers', '## Profiler',
                  '## Dense models vs the papers', '## Classification models vs the papers', 'no GPU',
-                 '## Deployment runtimes', '| LVT-mobile | 2x3x64x96 |'):
+                 '## Deployment runtimes', '| LVT-mobile | 2x3x64x96 |', 'Demo RetinaNet training iteration',
+                 '## Training: the deformable conv of DTM', '| RetinaNet LITv2-demo | mmcv | 2x3x64x64 |'):
         assert text in report, text
     for png in ('benchmark_throughput_vs_flops.png', 'benchmark_attention_resolution.png'):
         assert (tmp_path / png).read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'

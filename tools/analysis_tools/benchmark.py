@@ -24,6 +24,9 @@ Modes (``python tools/analysis_tools/benchmark.py MODE --help`` for every option
                The official code imports timm, which the pinned stack lacks: --install-timm pip-installs it into
                this environment (outside the pinned stack):
                    benchmark.py official --repo ~/LITv2 [~/LIT ~/LightViT ~/LVT] [--variants 'LITv2-small']
+    training   one training iteration of the demo RetinaNet (LITv2-demo, batch 4, 256 px) with DTM's deformable
+               conv on our op and on mmcv's op, timed interleaved, losses compared, deformable-conv share profiled:
+                   benchmark.py training
     report     all of the above, then ``docs/benchmark.md`` with the tables and the plots (PNG):
                    benchmark.py report [--out-dir docs] [--repo ~/LITv2 ...]
 
@@ -46,6 +49,7 @@ from mmvit_ext.benchmark.report import REPO_ROOT, run_official, run_report
 from mmvit_ext.benchmark.suites import SETTINGS, bench_attention, bench_backbones, bench_configs
 from mmvit_ext.benchmark.tables import machine_info, table, write_outputs
 from mmvit_ext.benchmark.timing import RunOptions
+from mmvit_ext.benchmark.training import bench_demo_training
 from mmvit_ext.deploy import BENCHMARK_MODELS
 
 
@@ -139,6 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
                         'stopped; --official-from of the report reads it)')
     p.set_defaults(warmup=1, repeat=10, max_seconds=4.)
 
+    p = sub.add_parser('training', parents=[common],
+                       help="a demo RetinaNet training iteration, DTM on our deformable-conv op vs mmcv's")
+    p.set_defaults(warmup=1, repeat=10, max_seconds=3.)
+
     p = sub.add_parser('report', parents=[common, models, official],
                        help='everything, then docs/benchmark.md and plots')
     p.add_argument('--out-dir', default=osp.join(REPO_ROOT, 'docs'), help='where benchmark.md, .json, .png go')
@@ -156,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
                         f'and 800x1216 (default: {" ".join(BENCHMARK_MODELS)}; --quick: the first at 64x96)')
     p.add_argument('--skip', nargs='*', default=[],
                    choices=['backbone', 'attention', 'profile', 'config', 'classification', 'dense', 'official',
-                            'deployment'],
+                            'training', 'deployment'],
                    help='parts to leave out')
     # The report measures ~20 models at 3 sizes: fewer, shorter repeats keep it near 15 minutes on 2 CPU cores.
     p.set_defaults(warmup=1, repeat=10, max_seconds=1.5)
@@ -227,6 +235,8 @@ def _run(args, argv):
         rows, meta['official_repos'] = run_official(args.repo, opts, args.quick, progress, args.variants,
                                                     args.batch_sizes, not args.no_profile, args.dense_variants,
                                                     rows_file=args.rows_file)
+    elif args.mode == 'training':
+        rows = bench_demo_training(opts, REPO_ROOT, quick=args.quick)
     else:
         rows = run_report(args, opts, meta)
     if args.mode != 'report':
