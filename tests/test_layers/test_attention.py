@@ -174,6 +174,7 @@ def test_explicit_attention_equals_fused_sdpa(q_shape, keys, explicit, scale, wi
     fused op; other shapes and training take the fused op. The bias is left as it was."""
     from torch.profiler import profile
     from mmvit_ext.models.layers.utils import attention
+    torch.manual_seed(0)
     q = torch.randn(q_shape)
     k, v = torch.randn(*q_shape[:-2], keys, q_shape[-1]), torch.randn(*q_shape[:-2], keys, 24)
     bias = torch.randn(1, q_shape[1], q_shape[2], keys) if with_bias else None
@@ -183,7 +184,8 @@ def test_explicit_attention_equals_fused_sdpa(q_shape, keys, explicit, scale, wi
     fused = 'aten::scaled_dot_product_attention' in {e.name for e in prof.events()}
     assert fused != explicit
     expected = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scale)
-    torch.testing.assert_close(out, expected, atol=2e-6, rtol=1e-5)
+    # Two fp32 summation orders: they differed by up to 4e-6 on a Sapphire Rapids (unit-variance inputs and bias).
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
     assert out.shape == (*q_shape[:-1], 24)
     if with_bias:
         assert torch.equal(bias, kept)
