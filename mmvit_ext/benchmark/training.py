@@ -91,9 +91,8 @@ def bench_demo_training(opts: RunOptions, root: str, batch: int = 4, size: int =
     # gradients of the first (the offsets' included) did.
     loss_diff = 0.
     for _ in range(2):
-        losses = {name: iteration(name) for name in sides}
-        loss_diff = max([loss_diff] + [abs(float(torch.as_tensor(losses['op'][k]).detach()) -
-                                           float(torch.as_tensor(losses['mmcv'][k]).detach())) for k in losses['op']])
+        op, mmcv = ({k: float(torch.as_tensor(v).detach()) for k, v in iteration(name).items()} for name in sides)
+        loss_diff = max([loss_diff] + [abs(op[k] - mmcv[k]) for k in op])
     timings = time_interleaved([lambda: iteration('op'), lambda: iteration('mmcv')], opts.device,
                                warmup=opts.warmup, repeat=opts.repeat, max_seconds=2 * opts.max_seconds)
     rows = []
