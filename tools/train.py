@@ -1,7 +1,6 @@
 """Train a model from an mmdet, mmseg or mmpretrain config (the config's ``default_scope`` decides)."""
 import argparse
 import os
-import os.path as osp
 import sys
 import warnings
 

@@ -26,7 +26,7 @@ from .plots import plot_attention_vs_resolution, plot_throughput_vs_flops, plot_
 from .profiling import OP_GROUPS, explain_attention_target, explain_target, profile_attention, profile_backbones
 from .references import PAPER_ATTENTION, PAPER_CLASSIFICATION, PAPER_DENSE
 from .suites import QUICK_SETTINGS, SETTINGS, bench_attention, bench_backbones, bench_configs
-from .tables import cell, fmt, latency_text, table, write_outputs
+from .tables import cell, fmt, table, write_outputs
 from .targets import (OFFICIAL_NEED, OFFICIAL_NOTES, TARGET_NOTES, attention_targets, backbone_targets, config_targets,
                       efficiency_targets, official_targets, training_targets)
 from .timing import ProgressBar, RunOptions, cpu_features, gemm_peak
