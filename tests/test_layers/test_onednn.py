@@ -150,6 +150,35 @@ def test_linear_keeps_addmm_for_small_calls(monkeypatch, rule):
         torch.testing.assert_close(out, _reference(x, layer.weight, layer.bias, 'gelu'), atol=1e-5, rtol=1e-5)
 
 
+def test_linear_rule_follows_the_instruction_set_and_the_vendor():
+    assert onednn.linear_rule('AVX512', 'AuthenticAMD') == ('rows', 32)
+    assert onednn.linear_rule('AVX512', 'GenuineIntel') == ('rows', 1024)
+    assert onednn.linear_rule('AVX2', 'AuthenticAMD')[0] == 'macs'
+    assert onednn.linear_rule('AVX2', 'GenuineIntel')[0] == 'macs'
+    assert onednn.linear_rule('DEFAULT', '')[0] is None
+    if os.path.exists('/proc/cpuinfo'):
+        with open('/proc/cpuinfo') as f:
+            vendors = {line.split(':')[1].strip() for line in f if line.startswith('vendor_id')}
+        assert onednn._cpu_vendor() in vendors | ({''} if not vendors else set())
+
+
+@pytest.mark.parametrize('activation', ['gelu', 'silu'])
+def test_activation_of_a_plain_call_runs_in_place_only_without_autograd(activation):
+    """Below the oneDNN rule (or without oneDNN) the activation follows F.linear: in place in inference, out of
+    place where autograd needs its input."""
+    with use_onednn(False):
+        layer, x = Linear(16, 24, activation=activation), torch.randn(5, 16)
+        reference = getattr(F, activation)(F.linear(x, layer.weight, layer.bias)).detach()
+        with torch.no_grad():
+            _, ops = _ops(lambda: layer(x))
+            torch.testing.assert_close(layer(x), reference)
+        assert f'aten::{activation}_' in ops
+        out = layer(x)
+        torch.testing.assert_close(out.detach(), reference)
+        out.sum().backward()
+        assert layer.weight.grad.abs().sum() > 0
+
+
 def test_linear_module_is_an_nn_linear_with_its_keys_and_checks_the_activation():
     layer = Linear(8, 4, bias=False, activation='gelu')
     assert isinstance(layer, nn.Linear) and list(layer.state_dict()) == ['weight']

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from mmvit_ext.models.layers.utils import is_tracing
+from mmvit_ext.models.layers.utils import add_residual, is_tracing
 
 
 class BranchesOnTracing(nn.Module):
@@ -33,3 +33,25 @@ def test_is_tracing_while_a_graph_is_recorded(record_and_run, tmp_path):
     module, x = BranchesOnTracing(), torch.randn(2, 3)
     torch.testing.assert_close(module(x), x - 1)
     torch.testing.assert_close(record_and_run(module, x, tmp_path), x + 1)
+
+
+def test_add_residual_writes_into_the_branch_only_where_nothing_needs_it():
+    x, branch = torch.randn(2, 5, 4), torch.randn(2, 5, 4)
+    expected = x + branch
+    with torch.no_grad():
+        out = add_residual(x, branch.clone())
+    torch.testing.assert_close(out, expected)
+    fresh = branch.clone()
+    with torch.no_grad():
+        assert add_residual(x, fresh) is fresh  # inference: no new buffer
+    leaf = branch.clone().requires_grad_()
+    out = add_residual(x, leaf * 1)
+    assert out.grad_fn is not None
+    out.sum().backward()
+    assert torch.equal(leaf.grad, torch.ones_like(leaf))
+    with torch.no_grad():  # a broadcast and a lower-precision branch keep the out-of-place sum
+        small = torch.randn(1, 5, 4)
+        torch.testing.assert_close(add_residual(x, small), x + small)
+        half = branch.bfloat16()
+        out = add_residual(x, half)
+        assert out.dtype == torch.float32 and out is not half

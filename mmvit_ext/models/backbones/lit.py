@@ -31,7 +31,7 @@ from ...checkpoint.common import extract_state_dict, load_converted, read_checkp
 from ...checkpoint.lit import convert_lit
 from ...registry import register_model
 from ..base_backbone import VisionBackbone, check_images, resolve_indices, select_arch, trunc_normal_init_linear
-from ..layers.utils import run_blocks
+from ..layers.utils import add_residual, run_blocks
 from ..layers import (DeformableTokenMerging, GridPositionEmbedding, Linear, PatchEmbed, RelPosMultiheadAttention,
                       nlc_to_nchw)
 
@@ -65,7 +65,7 @@ class MLPBlock(nn.Module):
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+        return add_residual(x, self.drop_path(self.mlp(self.norm2(x))))
 
 
 class TransformerBlock(nn.Module):
@@ -87,8 +87,8 @@ class TransformerBlock(nn.Module):
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
-        x = x + self.drop_path(self.attn(self.norm1(x), hw))
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+        x = add_residual(x, self.drop_path(self.attn(self.norm1(x), hw)))
+        return add_residual(x, self.drop_path(self.mlp(self.norm2(x))))
 
 
 class LITStage(nn.Module):

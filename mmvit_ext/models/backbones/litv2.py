@@ -24,7 +24,7 @@ from mmcv.cnn.bricks import DropPath
 from ...checkpoint.litv2 import convert_litv2
 from ...registry import register_model
 from ..base_backbone import VisionBackbone, check_images, check_stage_settings, resolve_indices, select_arch
-from ..layers.utils import run_blocks
+from ..layers.utils import add_residual, run_blocks
 from ..layers import ConvFFN, DeformableTokenMerging, HiLoAttention, PatchEmbed
 
 __all__ = ['LITv2', 'litv2_classifier_cfg']
@@ -40,7 +40,7 @@ class ConvFFNBlock(nn.Module):
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
-        return x + self.drop_path(self.mlp(self.norm2(x), hw))
+        return add_residual(x, self.drop_path(self.mlp(self.norm2(x), hw)))
 
 
 class HiLoBlock(nn.Module):
@@ -65,8 +65,8 @@ class HiLoBlock(nn.Module):
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
-        x = x + self.drop_path(self.attn(self.norm1(x), hw))
-        return x + self.drop_path(self.mlp(self.norm2(x), hw))
+        x = add_residual(x, self.drop_path(self.attn(self.norm1(x), hw)))
+        return add_residual(x, self.drop_path(self.mlp(self.norm2(x), hw)))
 
 
 class LITv2Stage(nn.Module):

@@ -28,7 +28,7 @@ from ...checkpoint.common import extract_state_dict, load_converted, read_checkp
 from ...checkpoint.lvt import convert_lvt
 from ...registry import register_model
 from ..base_backbone import VisionBackbone, check_images, resolve_indices, select_arch, trunc_normal_init_linear
-from ..layers.utils import run_blocks
+from ..layers.utils import add_residual, run_blocks
 from ..layers import (AtrousSelfAttention, ConvFFN, ConvolutionalSelfAttention, LinearFFN, LVTOverlapPatchEmbed,
                       RecursiveAtrousSelfAttention)
 
@@ -71,11 +71,12 @@ class LVTBlock(nn.Module):
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop_path(self.attn(self.norm1(x)))
+        x = add_residual(x, self.drop_path(self.attn(self.norm1(x))))
         if self.conv_mlp:
             b, h, w, c = x.shape
-            return x + self.drop_path(self.mlp(self.norm2(x).view(b, h * w, c), (h, w)).view(b, h, w, c))
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+            branch = self.mlp(self.norm2(x).view(b, h * w, c), (h, w)).view(b, h, w, c)
+            return add_residual(x, self.drop_path(branch))
+        return add_residual(x, self.drop_path(self.mlp(self.norm2(x))))
 
 
 class LVTStage(nn.Module):

@@ -8,10 +8,13 @@ in one pass. On a 2-core AMD EPYC with AVX-512 (Zen 4) our linear layers run 1.6
 (MKL's sgemm is the slower of the two there), a Linear + GELU pair 2x and a depthwise 3x3 conv + GELU 1.1-2.1x. On
 AVX2 CPUs the two matmuls are close: on a 2-core Zen 2 oneDNN ran 1.0-1.14x ``addmm`` on the models' layers, 1.3x
 with a GELU fused, 1.3-1.6x for ViT-B-wide layers on 49 rows, but 0.9x on calls of a few million multiply-adds,
-where its cost per call shows (an earlier Zen 3 measured 0.5-1.1x, slowest on such small batch-1 calls). So linear
-layers take oneDNN on AVX-512 from ``_LINEAR_MIN_ROWS`` rows and on AVX2 from ``_LINEAR_MIN_MACS`` multiply-adds per
-call (``torch.backends.cpu.get_cpu_capability()``), nowhere else; convs wherever oneDNN is built. The benchmark's
-official-code comparison measures the whole models.
+where its cost per call shows (an earlier Zen 3 measured 0.5-1.1x, slowest on such small batch-1 calls). MKL takes
+its fast kernels on Intel CPUs only: on a 2-core Intel Xeon (Sapphire Rapids) ``addmm`` beat oneDNN inside the
+models on every call under about a thousand rows, the fused GELU ones included (LightViT-T at batch 1: 28.4 ms with
+oneDNN from 32 rows, 24.9 ms from 1024), while oneDNN stayed ahead on the larger calls of batch 8. So linear layers
+take oneDNN on AVX-512 from ``_LINEAR_MIN_ROWS`` rows (32 on AMD, 1024 on Intel) and on AVX2 from
+``_LINEAR_MIN_MACS`` multiply-adds per call (``torch.backends.cpu.get_cpu_capability()``, ``/proc/cpuinfo``),
+nowhere else; convs wherever oneDNN is built. The benchmark's official-code comparison measures the whole models.
 
 The fused path is taken only where it gives the same result (within fp32 round-off, tested): CPU fp32 tensors, no
 autograd through the call (the ops have no backward), no autocast, no graph being recorded (``torch.export`` /
@@ -21,32 +24,52 @@ themselves), and a PyTorch built with oneDNN. Everything else runs the plain ops
 """
 import contextlib
 import os
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .utils import is_tracing
+from .utils import is_tracing, no_autograd
 
-__all__ = ['Linear', 'linear', 'conv2d', 'use_onednn']
+__all__ = ['Linear', 'linear', 'conv2d', 'use_onednn', 'linear_rule']
 
-# Activation -> (PyTorch function, oneDNN post-op attr, algorithm); GELU's algorithm 'none' is the exact (erf) form,
-# nn.GELU's default.
-_ACTIVATIONS = {None: (None, 'none', ''), 'gelu': (F.gelu, 'gelu', 'none'), 'silu': (F.silu, 'swish', '')}
+# Activation -> (PyTorch function, its in-place form, oneDNN post-op attr, algorithm); GELU's algorithm 'none' is the
+# exact (erf) form, nn.GELU's default.
+_ACTIVATIONS = {None: (None, None, 'none', ''), 'gelu': (F.gelu, torch.ops.aten.gelu_, 'gelu', 'none'),
+                'silu': (F.silu, lambda x: F.silu(x, inplace=True), 'swish', '')}
 
 _available = (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, '_linear_pointwise')
               and hasattr(torch.ops.mkldnn, '_convolution_pointwise'))
 _enabled = os.environ.get('MMVIT_EXT_ONEDNN', '1') != '0'
-# Which linear calls take oneDNN, by the CPU kernels PyTorch dispatches (see the module docstring): 'rows' on
-# AVX-512, inputs of at least _LINEAR_MIN_ROWS rows (oneDNN's cost per call, ~13 us, outweighs its faster kernel
-# below: Zen 4 ran 8 x 64 -> 64 in 17.8 us against addmm's 5.1, 57 x 256 -> 768 1.2x faster than addmm; such
-# inputs are LightViT's global tokens and the per-image vectors of its gates); 'macs' on AVX2, calls of at least
-# _LINEAR_MIN_MACS multiply-adds (Zen 2: 64 x 384 -> 384 0.89x addmm, 200 x 256 -> 256 0.91x, 400 x 128 -> 512
-# 1.01x, from 784 x 192 -> 768 on 1.0-1.3x); None elsewhere.
-_capability = torch.backends.cpu.get_cpu_capability()
-_LINEAR_RULE = 'rows' if _capability.startswith('AVX512') else 'macs' if _capability == 'AVX2' else None
-_LINEAR_MIN_ROWS = 32
+
+
+def _cpu_vendor() -> str:
+    """``vendor_id`` of ``/proc/cpuinfo`` (``'GenuineIntel'``, ``'AuthenticAMD'``), ``''`` where there is none."""
+    try:
+        with open('/proc/cpuinfo') as f:
+            return next((line.split(':', 1)[1].strip() for line in f if line.startswith('vendor_id')), '')
+    except OSError:
+        return ''
+
+
+def linear_rule(capability: str, vendor: str) -> Tuple[Optional[str], int]:
+    """Which linear calls take oneDNN on a CPU (see the module docstring): ``('rows', min_rows)`` on AVX-512, inputs
+    of at least ``min_rows`` rows; ``('macs', 0)`` on AVX2, calls of at least ``_LINEAR_MIN_MACS`` multiply-adds;
+    ``(None, 0)`` elsewhere.
+
+    AMD AVX-512 (Zen 4) from 32 rows: below that oneDNN's cost per call, ~13 us, outweighs its faster kernel (8 x 64
+    -> 64 in 17.8 us against addmm's 5.1, 57 x 256 -> 768 1.2x faster than addmm); such inputs are LightViT's global
+    tokens and the per-image vectors of its gates. Intel AVX-512 from 1024 rows, where MKL's own kernels are as fast.
+    AVX2 (Zen 2): 64 x 384 -> 384 0.89x addmm, 200 x 256 -> 256 0.91x, 400 x 128 -> 512 1.01x, from 784 x 192 -> 768
+    on 1.0-1.3x.
+    """
+    if capability.startswith('AVX512'):
+        return 'rows', 1024 if vendor == 'GenuineIntel' else 32
+    return ('macs', 0) if capability == 'AVX2' else (None, 0)
+
+
+_LINEAR_RULE, _LINEAR_MIN_ROWS = linear_rule(torch.backends.cpu.get_cpu_capability(), _cpu_vendor())
 _LINEAR_MIN_MACS = 1 << 25
 
 
@@ -80,13 +103,18 @@ def _takes_onednn(x: torch.Tensor, *params: Optional[torch.Tensor]) -> bool:
         return False
     if any(t.dtype != torch.float32 for t in (x, *params)):
         return False
-    if torch.is_grad_enabled() and any(t.requires_grad for t in (x, *params)):
+    if not no_autograd(x, *params):
         return False
     return not (torch.is_autocast_enabled('cpu') or is_tracing())
 
 
 def _activate(x: torch.Tensor, activation: Optional[str]) -> torch.Tensor:
-    return x if activation is None else _ACTIVATIONS[activation][0](x)
+    """The activation on x, the fresh output of a linear or conv: in place where no graph records it and autograd
+    does not need x (a new output buffer costs more than the pass itself, 1.4 ms of LightViT-T's 24 at batch 1)."""
+    if activation is None:
+        return x
+    function, in_place, _, _ = _ACTIVATIONS[activation]
+    return in_place(x) if no_autograd(x) and not is_tracing() else function(x)
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] = None,
@@ -99,7 +127,7 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] =
     """
     check_activation(activation, 'linear')
     if _linear_takes_onednn(x, weight) and _takes_onednn(x, weight, bias):
-        _, attr, algorithm = _ACTIVATIONS[activation]
+        _, _, attr, algorithm = _ACTIVATIONS[activation]
         return torch.ops.mkldnn._linear_pointwise(x, weight, bias, attr, [], algorithm)
     return _activate(F.linear(x, weight, bias), activation)
 
@@ -114,7 +142,7 @@ def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] =
     """
     check_activation(activation, 'conv2d')
     if x.dim() == 4 and _takes_onednn(x, weight, bias):
-        _, attr, algorithm = _ACTIVATIONS[activation]
+        _, _, attr, algorithm = _ACTIVATIONS[activation]
         return torch.ops.mkldnn._convolution_pointwise(x, weight, bias, list(padding), list(stride), list(dilation),
                                                        groups, attr, [], algorithm)
     return _activate(F.conv2d(x, weight, bias, tuple(stride), tuple(padding), tuple(dilation), groups), activation)

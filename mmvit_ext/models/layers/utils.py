@@ -30,6 +30,23 @@ def is_tracing() -> bool:
             or _in_onnx_export())
 
 
+def no_autograd(*tensors: torch.Tensor) -> bool:
+    """Whether autograd records nothing on these tensors: gradients are off, or none of them requires one."""
+    return not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
+
+
+def add_residual(x: torch.Tensor, branch: torch.Tensor) -> torch.Tensor:
+    """``x + branch`` for a residual connection, ``branch`` being a fresh tensor (the output of the block's branch).
+
+    Written into ``branch`` where autograd and a recorded graph need neither operand and the sum keeps branch's
+    shape and dtype (not for a broadcast, nor an autocast branch in a lower precision than x): a new buffer per
+    block is a cache-cold write at every residual, about 0.5 ms of LightViT-T's 23 at batch 1.
+    """
+    if not is_tracing() and branch.shape == x.shape and branch.dtype == x.dtype and no_autograd(x, branch):
+        return branch.add_(x)
+    return x + branch
+
+
 def nlc_to_nchw(x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
     """x: (B, H*W, C) -> (B, C, H, W)."""
     return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], *hw)
