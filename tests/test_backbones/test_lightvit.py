@@ -305,18 +305,19 @@ def test_parameter_counts_match_official(arch):
 
 def test_flops_at_224_match_official():
     """The official FLOPs (paper 0.73 / README 0.7 G for T) count the linear, conv and norm layers, not the attention
-    matmuls: mmengine's default counting (no handle for SDPA) reproduces them (T 0.731, S 1.724, B 3.860 G);
-    the attention matmuls add 0.042 / 0.079 / 0.166 G. Checked for T (S and B take longer to trace)."""
+    matmuls. mmengine's default counting (no handle for SDPA) of the official classification model gives 0.7387 G
+    for T: linear 0.6964, conv 0.0334, layer norm 0.0063 and its stem's batch norms 0.0026, which ours folds into
+    the convs in eval mode; the attention matmuls add 0.042 G. Checked for T (S and B take longer to trace)."""
     from mmengine.analysis import FlopAnalyzer
 
     from mmvit_ext.analysis import sdpa_flop_jit
-    official, attention = 0.7, 0.0424
+    official, attention = 0.7387 - 0.0026, 0.0424
     analyzer = FlopAnalyzer(Classifier('tiny').eval(), torch.randn(1, 3, 224, 224))
     analyzer.set_op_handle('aten::scaled_dot_product_attention', sdpa_flop_jit)
     by_op = analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False).by_operator()
     assert by_op['scaled_dot_product_attention'] / 1e9 == pytest.approx(attention, abs=1e-3)
     gflops = (sum(by_op.values()) - by_op['scaled_dot_product_attention']) / 1e9  # mmengine's default count
-    assert abs(gflops - official) / official < 0.05, gflops
+    assert abs(gflops - official) / official < 0.005, gflops
 
 
 def test_offline_converter_tool(tmp_path):

@@ -117,6 +117,18 @@ def test_cache_invalidated_when_table_changes():
         assert torch.equal(rpb((4, 4)), torch.zeros(2, 16, 16))
 
 
+def test_gathered_bias_is_cached_for_small_grids_only(monkeypatch):
+    from mmvit_ext.models.layers import attention as attention_module
+    rpb = GridRelativePositionBias(2, (3, 3))
+    with torch.no_grad():
+        assert rpb((3, 3)) is rpb((3, 3))  # a window: gathered once
+        monkeypatch.setattr(attention_module, 'CACHED_BIAS_ELEMENTS', 2 * 9 ** 2 - 1)
+        large = rpb((3, 3))
+        assert large is not rpb((3, 3))  # above the limit: gathered per call
+        torch.testing.assert_close(large, reference_bias(rpb.relative_position_bias_table, (3, 3), (3, 3)))
+    assert rpb((3, 3)).requires_grad  # training gathers from the live table
+
+
 def test_gradient_reaches_table_through_interpolation():
     rpb = GridRelativePositionBias(2, (3, 3))
     with torch.no_grad():

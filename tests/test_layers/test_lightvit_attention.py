@@ -156,6 +156,19 @@ def test_bi_dimensional_attention_ffn_reference():
     assert gate.global_reduce.out_features == 4 and gate.spatial_select.in_features == 8
 
 
+def test_bi_dimensional_attention_ffn_gates_in_place_only_without_autograd():
+    """Inference gates fc2's output in place; with autograd the same numbers come out of place, with gradients."""
+    torch.manual_seed(0)
+    ffn = BiDimensionalAttentionFFN(dim=16, hidden_dim=32)
+    x = torch.randn(2, 11, 16)
+    with torch.no_grad():
+        inference = ffn(x)
+    training = ffn(x)
+    torch.testing.assert_close(training.detach(), inference)
+    training.square().sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in ffn.parameters())
+
+
 @pytest.mark.parametrize('hw', [(4, 6), (5, 7)])
 def test_residual_patch_merging_reference(hw):
     torch.manual_seed(0)

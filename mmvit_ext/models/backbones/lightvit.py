@@ -24,7 +24,7 @@ from mmcv.cnn.bricks import DropPath
 from ...checkpoint.lightvit import convert_lightvit
 from ...registry import register_model
 from ..base_backbone import VisionBackbone, check_images, resolve_indices, select_arch, trunc_normal_init_linear
-from ..layers.utils import run_blocks
+from ..layers.utils import add_residual, run_blocks
 from ..layers.lightvit_attention import (BiDimensionalAttentionFFN, LightViTStem, LocalGlobalAttention,
                                          ResidualPatchMerging)
 
@@ -51,10 +51,10 @@ class LightViTBlock(nn.Module):
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
-        x = x + self.drop_path(self.attn(self.norm1(x), hw))
+        x = add_residual(x, self.drop_path(self.attn(self.norm1(x), hw)))
         if self.drop_global_tokens:
             x = x[:, x.shape[1] - hw[0] * hw[1]:]
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+        return add_residual(x, self.drop_path(self.mlp(self.norm2(x))))
 
 
 class LightViTStage(nn.Module):

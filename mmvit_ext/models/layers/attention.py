@@ -4,7 +4,8 @@
   Swin paper Eq. (4), used by LIT-S/M/B over the whole stage-3/4 map (LIT official ``RelPosAttention``). When the
   grid differs from the one the table was trained for, the table is resized bicubically (as the official LIT dense
   code does). Everything that depends only on the grid size is cached: the per-axis pair offsets once per size
-  and device for all modules, and, while the table is not being trained, the resized table per size.
+  and device for all modules, and, while the table is not being trained, the resized table per size and the
+  gathered bias of grids up to ``CACHED_BIAS_ELEMENTS`` (windows and classification maps, not detection maps).
 - ``RelPosMultiheadAttention``: ``softmax(q k^T / sqrt(d) + B) v`` over all N tokens with
   ``F.scaled_dot_product_attention`` (the bias is an additive mask); without a bias it is plain ViT MSA (LIT-Ti).
 - ``GridPositionEmbedding``: learned embeddings for a token grid (plus extra tokens such as a cls token),
@@ -33,6 +34,10 @@ __all__ = ['GridRelativePositionBias', 'RelPosMultiheadAttention', 'GridPosition
            'relative_offsets', 'resize_relative_position_table', 'resize_position_embedding']
 
 GridSize = Union[int, Sequence[int]]
+
+# Gathered (heads, N, N) biases are cached up to this many elements (16 MB in fp32): a LightViT 7x7 window or a LIT
+# stage at 224 is far below it, a stage of a detection map (50x76 tokens: 116 M elements) is gathered per call.
+CACHED_BIAS_ELEMENTS = 1 << 22
 
 
 def _pair(size: GridSize) -> Tuple[int, int]:
@@ -163,6 +168,7 @@ class GridRelativePositionBias(nn.Module):
         self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * h - 1) * (2 * w - 1), num_heads))
         nn.init.trunc_normal_(self.relative_position_bias_table, std=.02)
         self._tables = _SizeCache()
+        self._biases = _SizeCache()
 
     def resized_table(self, hw: Tuple[int, int]) -> torch.Tensor:
         """The table for grid ``hw`` as (heads, (2H-1)(2W-1)); cached per size while the table is frozen."""
@@ -175,6 +181,13 @@ class GridRelativePositionBias(nn.Module):
 
     def forward(self, hw: Optional[GridSize] = None) -> torch.Tensor:
         h, w = self.grid_size if hw is None else _pair(hw)
+        if is_tracing() or self.num_heads * (h * w) ** 2 > CACHED_BIAS_ELEMENTS:
+            return self.gather((h, w))
+        return self._biases.get(self.relative_position_bias_table, (h, w), lambda: self.gather((h, w)))
+
+    def gather(self, hw: Tuple[int, int]) -> torch.Tensor:
+        """The bias (heads, N, N) of grid ``hw``, gathered from the (resized) table."""
+        h, w = hw
         table = self.resized_table((h, w))  # (heads, (2h-1)(2w-1))
         if is_tracing():
             # One gather per axis, then the (i_p, j_p, i_q, j_q) order: twice the eager cost of the flat gather

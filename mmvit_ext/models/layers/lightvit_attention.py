@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from ...registry import register_model
 from .attention import GridRelativePositionBias
 from .onednn import Linear, conv2d, linear
-from .utils import attention, batch_norm_train, is_tracing, pad_to_multiple, window_blocks
+from .utils import attention, batch_norm_train, is_tracing, no_autograd, pad_to_multiple, window_blocks
 
 __all__ = ['LocalGlobalAttention', 'BiDimensionalAttentionFFN', 'ResidualPatchMerging', 'LightViTStem']
 
@@ -45,8 +45,8 @@ class LocalGlobalAttention(nn.Module):
         5. ``out = proj([G' ; X_local + X_global])``: one output projection shared by both token types (Eq. 4).
 
     Any H, W: the official dense code zero-pads the (normalised) image map on the bottom/right to multiples of ``ws``
-    before ``qkv``, so padded positions act as keys with the ``qkv`` bias. Here ``qkv`` runs on the real tokens only
-    and the windows are padded with that bias (the same numbers, without projecting the padding); the global paths
+    before ``qkv``, so padded positions act as keys with the ``qkv`` bias. Here ``qkv`` runs on the real (and global)
+    tokens only and the windows are padded with that bias (the same numbers, without projecting the padding); the global paths
     see only real tokens.
 
     Args:
@@ -113,18 +113,17 @@ class LocalGlobalAttention(nn.Module):
         num_tokens = n - h * w
         if num_tokens < 0:
             raise ValueError(f'LocalGlobalAttention: {n} tokens cannot hold a {h}x{w} map')
-        x_glb = x[:, :num_tokens]
-        qkv = self.qkv(x[:, num_tokens:].reshape(b, h, w, c))  # real tokens only; padding is added per window
+        # One projection of all tokens, as in the official code: the global tokens' keys/values (T of T + H*W rows)
+        # are never used, but a separate call for their queries costs more at batch 1 than computing them.
+        qkv_all = self.qkv(x)
+        qkv = qkv_all[:, num_tokens:].view(b, h, w, 3 * c)  # real tokens only; padding is added per window
         # [G' ; X_local + X_global] is assembled in one buffer: each result is written into its slice.
         out = qkv.new_empty(b, n, c)
         out_img = out[:, num_tokens:]
         self.local_attention(qkv, out_img.view(b, h, w, c))
         if num_tokens:
             q, k, v = qkv.view(b, h * w, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4).unbind(0)
-            # Only the query slice of qkv is applied to the global tokens: their keys/values are never used.
-            q_glb = _heads(linear(x_glb, self.qkv.weight[:c],
-                                  None if self.qkv.bias is None else self.qkv.bias[:c]), self.num_heads)
-            x_glb = _merge_heads(attention(q_glb, k, v))
+            x_glb = _merge_heads(attention(_heads(qkv_all[:, :num_tokens, :c], self.num_heads), k, v))
             out[:, :num_tokens] = x_glb
             k_glb, v_glb = self.kv_global(x_glb).view(b, num_tokens, 2, self.num_heads, -1).permute(2, 0, 3, 1, 4)
             out_img.view(b, h * w, self.num_heads, -1).add_(attention(q, k_glb, v_glb).transpose(1, 2))
@@ -136,9 +135,9 @@ class BiDimensionalAttention(nn.Module):
 
     ``x' = LN(x)``; ``g = GELU(global_reduce(mean_N x'))`` (mean over all tokens, global ones included);
     ``l = GELU(local_reduce(x'))``; ``c = sigmoid(channel_select(g))`` (B, 1, C);
-    ``s = sigmoid(spatial_select([l ; g]))`` (B, N, 1); output ``x * c * s`` (gates on the un-normalised x).
+    ``s = sigmoid(spatial_select([l ; g]))`` (B, N, 1); the caller gates the un-normalised x: ``x * c * s``.
 
-    Shapes: x (B, N, C) -> (B, N, C). Reduced width ``int(C * act_ratio)`` (r = 4).
+    Shapes: x (B, N, C) -> (c (B, 1, C), s (B, N, 1)). Reduced width ``int(C * act_ratio)`` (r = 4).
     """
 
     def __init__(self, dim: int, act_ratio: float = 0.25):
@@ -150,7 +149,7 @@ class BiDimensionalAttention(nn.Module):
         self.channel_select = Linear(reduced, dim)
         self.spatial_select = Linear(reduced * 2, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         normed = self.norm(x)
         x_global = self.global_reduce(normed.mean(1, keepdim=True))
         x_local = self.local_reduce(normed)
@@ -159,7 +158,7 @@ class BiDimensionalAttention(nn.Module):
         weight, reduced = self.spatial_select.weight, x_local.shape[-1]
         spatial_gate = (linear(x_local, weight[:, :reduced])
                         + linear(x_global, weight[:, reduced:], self.spatial_select.bias)).sigmoid()
-        return x * (channel_gate * spatial_gate)
+        return channel_gate, spatial_gate
 
 
 @register_model
@@ -180,7 +179,10 @@ class BiDimensionalAttentionFFN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.fc2(self.drop(self.fc1(x)))
-        return self.drop(self.gate(x))
+        channel_gate, spatial_gate = self.gate(x)
+        if no_autograd(x) and not is_tracing():  # x is fc2's fresh output: gated in place
+            return self.drop(x.mul_(channel_gate).mul_(spatial_gate))
+        return self.drop(x * channel_gate * spatial_gate)
 
 
 @register_model
