@@ -46,8 +46,8 @@ class LocalGlobalAttention(nn.Module):
 
     Any H, W: the official dense code zero-pads the (normalised) image map on the bottom/right to multiples of ``ws``
     before ``qkv``, so padded positions act as keys with the ``qkv`` bias. Here ``qkv`` runs on the real (and global)
-    tokens only and the windows are padded with that bias (the same numbers, without projecting the padding); the global paths
-    see only real tokens.
+    tokens only and the windows are padded with that bias (the same numbers, without projecting the padding); the
+    global paths see only real tokens.
 
     Args:
         dim: channels C. num_heads: heads (head dim C / heads). window_size: ws (7 in LightViT).
