@@ -162,6 +162,34 @@ def test_linear_rule_follows_the_instruction_set_and_the_vendor():
         assert onednn._cpu_vendor() in vendors | ({''} if not vendors else set())
 
 
+@pytest.mark.parametrize('addmm_as_fast', [True, False])
+def test_concat_linears_writes_column_slices_only_in_inference_where_addmm_is_as_fast(monkeypatch, addmm_as_fast):
+    """``concat_linears`` equals ``torch.cat`` of the layers' outputs; with ``_ADDMM_AS_FAST`` (Intel CPUs), in
+    inference, every product is an addmm / mm into its column slice and nothing is concatenated; training, a layer
+    with an activation and other CPUs concatenate."""
+    monkeypatch.setattr(onednn, '_ADDMM_AS_FAST', addmm_as_fast)
+    torch.manual_seed(0)
+    layers = [Linear(8, 5), Linear(6, 7, bias=False), nn.Linear(8, 3)]
+    inputs = [torch.randn(2, 3, 4, 8), torch.randn(2, 3, 4, 6), torch.randn(2, 4, 3, 8).transpose(1, 2)]
+    expected = torch.cat([F.linear(x, layer.weight, layer.bias) for x, layer in zip(inputs, layers)], -1)
+    with torch.no_grad():
+        out, ops = _ops(lambda: onednn.concat_linears(inputs, layers))
+    assert out.shape == (2, 3, 4, 15) and out.is_contiguous()
+    assert ('aten::cat' not in ops) == addmm_as_fast
+    if addmm_as_fast:
+        assert {'aten::addmm', 'aten::mm'} <= ops and ONEDNN_OP not in ops
+    torch.testing.assert_close(out, expected, atol=1e-6, rtol=1e-6)
+
+    grad_inputs = [x.clone().requires_grad_() for x in inputs]
+    trained, ops = _ops(lambda: onednn.concat_linears(grad_inputs, layers))
+    assert 'aten::cat' in ops
+    trained.sum().backward()
+    assert all(x.grad is not None for x in grad_inputs) and layers[0].weight.grad is not None
+    with torch.no_grad():
+        _, ops = _ops(lambda: onednn.concat_linears(inputs[:1], [Linear(8, 5, activation='gelu')]))
+    assert 'aten::cat' in ops
+
+
 @pytest.mark.parametrize('activation', ['gelu', 'silu'])
 def test_activation_of_a_plain_call_runs_in_place_only_without_autograd(activation):
     """Below the oneDNN rule (or without oneDNN) the activation follows F.linear: in place in inference, out of

@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ...registry import register_model
-from .onednn import Linear
+from .onednn import Linear, concat_linears
 from .utils import attention, pad_to_multiple
 
 __all__ = ['HiLoAttention']
@@ -120,4 +120,4 @@ class HiLoAttention(nn.Module):
         lofi = self.lofi(x, x_padded) if self.l_heads else None
         if hifi is None or lofi is None:
             return (self.h_proj(hifi) if lofi is None else self.l_proj(lofi)).reshape(b, n, c)
-        return torch.cat([self.h_proj(hifi), self.l_proj(lofi)], dim=-1).reshape(b, n, c)
+        return concat_linears([hifi, lofi], [self.h_proj, self.l_proj]).reshape(b, n, c)

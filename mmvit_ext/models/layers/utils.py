@@ -85,10 +85,11 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: Optional
 
     ``F.scaled_dot_product_attention`` (the bias as its additive mask), except in CPU inference with short softmax
     rows, ``S <= EXPLICIT_MAX_KEYS`` and ``L <= EXPLICIT_QUERIES_PER_KEY * S``: two batched matmuls around an
-    in-place softmax, with the bias added by the first (``baddbmm``). On a 2-core Zen 4 that ran 3.4x the fused
-    kernel on HiLo's 2x2 windows, 1.2x on its Lo-Fi branch (49 pooled keys), 1.2-1.9x on LightViT's 7x7 windows
-    with their position bias, while the fused kernel stayed faster for long rows (0.5x at 950 keys) and for many
-    queries on few keys (0.65-0.8x for 784 queries on 8 global tokens), whose skinny products BLAS runs slowly.
+    in-place softmax, with the bias added by the first (``baddbmm``), or else the scale applied in the pass that lays
+    q out for it (HiLo's Lo-Fi queries are a strided view). On a 2-core Zen 4 that ran 3.4x the fused kernel on
+    HiLo's 2x2 windows, 1.2x on its Lo-Fi branch (49 pooled keys), 1.2-1.9x on LightViT's 7x7 windows with their
+    position bias, while the fused kernel stayed faster for long rows (0.5x at 950 keys) and for many queries on few
+    keys (0.65-0.8x for 784 queries on 8 global tokens), whose skinny products BLAS runs slowly.
     A recorded graph (``is_tracing``) and training keep the fused op.
     """
     num_q, num_k = q.shape[-2], k.shape[-2]
@@ -96,8 +97,8 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: Optional
             or torch.is_grad_enabled() or is_tracing()):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scale)
     scale = q.shape[-1] ** -0.5 if scale is None else scale
-    if bias is None:
-        logits = torch.matmul(q * scale, k.transpose(-2, -1))
+    if bias is None:  # into a contiguous buffer: a strided q is copied once, not scaled and then copied by matmul
+        logits = torch.matmul(torch.mul(q, scale, out=q.new_empty(q.shape)), k.transpose(-2, -1))
     else:  # q, k, v of one batch shape
         logits = q.new_empty((*q.shape[:-2], num_q, num_k)).copy_(bias)
         logits.view(-1, num_q, num_k).baddbmm_(q.reshape(-1, num_q, q.shape[-1]),
