@@ -206,6 +206,35 @@ def _register_official_types(cls):
                 registry.register_module(name=name, module=official_type)
 
 
+def _out_of_inference_mode(outputs):
+    """The tensors made under ``torch.inference_mode`` in (nested tuples / lists / dicts of) ``outputs`` cloned into
+    ordinary tensors, which later code may modify in place or save for a backward pass."""
+    if isinstance(outputs, torch.Tensor):
+        return outputs.clone() if outputs.is_inference() else outputs
+    if isinstance(outputs, (tuple, list)):
+        return type(outputs)(_out_of_inference_mode(o) for o in outputs)
+    if isinstance(outputs, dict):
+        return {k: _out_of_inference_mode(o) for k, o in outputs.items()}
+    return outputs
+
+
+def _inference_mode_without_autograd(forward):
+    """Wrap a backbone's ``forward``: with autograd off (``torch.no_grad()``, the mm test loops) and no graph being
+    recorded, it runs under ``torch.inference_mode``, which spares every op its version counter and view tracking
+    (LightViT-S at 224 batch 1: 43.0 -> 40.5 ms on a 2-core Xeon), and its outputs come back as ordinary tensors
+    (``_out_of_inference_mode``; a copy of the features, under 1% of a dense forward)."""
+
+    @functools.wraps(forward)
+    def run(self, *args, **kwargs):
+        if torch.is_grad_enabled() or torch.is_inference_mode_enabled() or is_tracing():
+            return forward(self, *args, **kwargs)
+        with torch.inference_mode():
+            outputs = forward(self, *args, **kwargs)
+        return _out_of_inference_mode(outputs)
+
+    return run
+
+
 class VisionBackbone(BaseModule):
     """Base of the mmvit_ext backbones.
 
@@ -220,7 +249,8 @@ class VisionBackbone(BaseModule):
         - ``official_names``: the official code's argument and registry names (an ``OfficialNames`` or a dict of
           its fields).
 
-    Every subclass ``__init__`` also accepts mmseg's legacy ``pretrained=`` (turned into ``init_cfg``, with a
+    Every subclass ``forward`` runs under ``torch.inference_mode`` where autograd is off
+    (``_inference_mode_without_autograd``). Every subclass ``__init__`` also accepts mmseg's legacy ``pretrained=`` (turned into ``init_cfg``, with a
     deprecation warning, as mmseg's own backbones do) and answers an unknown keyword with a ``TypeError`` that
     translates the official argument names.
     """
@@ -233,6 +263,8 @@ class VisionBackbone(BaseModule):
         super().__init_subclass__(**kwargs)
         if '__init__' in cls.__dict__:
             cls.__init__ = _with_argument_checks(cls, cls.__dict__['__init__'])
+        if 'forward' in cls.__dict__:
+            cls.forward = _inference_mode_without_autograd(cls.__dict__['forward'])
         if 'official_names' in cls.__dict__:
             if isinstance(cls.official_names, dict):
                 cls.official_names = OfficialNames(**cls.official_names)
