@@ -172,10 +172,14 @@ def test_attention_rejects_wrong_grid():
         RelPosMultiheadAttention(10, 3)
 
 
+# HiLo's Lo-Fi queries as it passes them: (B, L, heads, E) seen as (B, heads, L, E), a transposed view
+LOFI_TRANSPOSED_Q = (2, 196, 10, 64)
+
+
 @pytest.mark.parametrize('q_shape, keys, explicit', [
     ((6272, 2, 4, 64), 4, True),  # HiLo's 2x2 windows
     ((2, 10, 196, 64), 49, True),  # HiLo's Lo-Fi branch: 4 queries per key
-    ((2, 196, 10, 64), 49, True),  # the Lo-Fi queries as HiLo passes them: a transposed view
+    (LOFI_TRANSPOSED_Q, 49, True),
     ((2, 4, 49, 32), 64, True),  # at the key limit
     ((2, 4, 196, 32), 8, False),  # many queries on LightViT's global tokens
     ((2, 3, 9, 8), 65, False),  # beyond the key limit
@@ -189,8 +193,9 @@ def test_explicit_attention_equals_fused_sdpa(q_shape, keys, explicit, scale, wi
     from mmvit_ext.models.layers.utils import attention
     torch.manual_seed(0)
     q = torch.randn(q_shape)
-    if q_shape[1] > q_shape[2]:  # (B, L, heads, E) seen as (B, heads, L, E)
-        q, q_shape = q.transpose(1, 2), q.transpose(1, 2).shape
+    if q_shape == LOFI_TRANSPOSED_Q:
+        q = q.transpose(1, 2)
+        q_shape = q.shape
     k, v = torch.randn(*q_shape[:-2], keys, q_shape[-1]), torch.randn(*q_shape[:-2], keys, 24)
     bias = torch.randn(1, q_shape[1], q_shape[2], keys) if with_bias else None
     kept = None if bias is None else bias.clone()

@@ -69,9 +69,10 @@ def linear_rule(capability: str, vendor: str) -> Tuple[Optional[str], int]:
     return ('macs', 0) if capability == 'AVX2' else (None, 0)
 
 
-_LINEAR_RULE, _LINEAR_MIN_ROWS = linear_rule(torch.backends.cpu.get_cpu_capability(), _cpu_vendor())
+_VENDOR = _cpu_vendor()
+_LINEAR_RULE, _LINEAR_MIN_ROWS = linear_rule(torch.backends.cpu.get_cpu_capability(), _VENDOR)
 # Whether MKL's addmm runs the large linear calls as fast as oneDNN (``concat_linears``): on Intel CPUs.
-_ADDMM_AS_FAST = _cpu_vendor() == 'GenuineIntel'
+_ADDMM_AS_FAST = _VENDOR == 'GenuineIntel'
 _LINEAR_MIN_MACS = 1 << 25
 
 
