@@ -31,6 +31,7 @@ from ...checkpoint.common import extract_state_dict, load_converted, read_checkp
 from ...checkpoint.lit import convert_lit
 from ...registry import register_model
 from ..base_backbone import VisionBackbone, check_images, resolve_indices, select_arch, trunc_normal_init_linear
+from ..layers.onednn import mlp
 from ..layers.utils import add_residual, run_blocks
 from ..layers import (DeformableTokenMerging, GridPositionEmbedding, Linear, PatchEmbed, RelPosMultiheadAttention,
                       nlc_to_nchw)
@@ -48,7 +49,7 @@ class Mlp(nn.Module):
         self.drop = nn.Dropout(drop)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop(self.fc2(self.drop(self.fc1(x))))
+        return self.drop(mlp(x, self.fc1, self.fc2, self.drop))
 
 
 class MLPBlock(nn.Module):

@@ -10,9 +10,13 @@ import torch
 import torch.nn as nn
 
 from ...registry import register_model
-from .onednn import Linear, check_activation, conv2d
+from .onednn import Linear, check_activation, chunk_rows, conv2d, cpu_fp32_inference, linear_into, mlp
 
 __all__ = ['DepthwiseConv3x3', 'ConvFFN', 'LinearFFN']
+
+# ConvFFN's (hidden bytes past which it runs in chunks, bytes per chunk) (``layers.onednn.chunk_rows``): from
+# 16 MiB on, as its conv then reads fc1's output from cache.
+_CHUNKING = (16 << 20, 8 << 20)
 
 
 class DepthwiseConv3x3(nn.Module):
@@ -43,7 +47,8 @@ class ConvFFN(nn.Module):
     """fc1 (C -> hidden) -> 3x3 depthwise conv -> GELU (fused into the conv) -> dropout -> fc2 (hidden -> C)
     -> dropout.
 
-    Official names: ``fc1``, ``dwconv.dwconv``, ``fc2``. Official init: Linear N(0, .02), zero bias;
+    In CPU fp32 inference a hidden map past ``_CHUNKING[0]`` bytes runs in chunks of whole images or bands of rows
+    (``_forward_in_chunks``). Official names: ``fc1``, ``dwconv.dwconv``, ``fc2``. Official init: Linear N(0, .02), zero bias;
     conv N(0, sqrt(2 / fan_out)) with fan_out = 3*3*hidden/groups = 9, zero bias.
 
     Args:
@@ -74,8 +79,45 @@ class ConvFFN(nn.Module):
         nn.init.zeros_(conv.bias)
 
     def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
+        b, n, _ = x.shape
+        rows = chunk_rows(b * hw[0], hw[1] * self.fc1.out_features * x.element_size(), _CHUNKING)
+        if rows and cpu_fp32_inference(x, *self.parameters()):
+            return self.drop(self._forward_in_chunks(x, hw, rows))
         x = self.drop(self.dwconv(self.fc1(x), hw))
         return self.drop(self.fc2(x))
+
+    def _forward_in_chunks(self, x: torch.Tensor, hw: Tuple[int, int], rows: int) -> torch.Tensor:
+        """The same FFN, ``rows`` map rows of hidden activations at a time (``layers.onednn.chunk_rows``): whole
+        images while one fits, else bands of rows of one image, fc1 recomputed on the band's 1-row halo.
+
+        The conv pads only at the image border; a band's first and last rows come from its halo. fc2 writes each
+        chunk into its rows of the output. Shapes as ``forward``.
+        """
+        b, n, c = x.shape
+        h, w = hw
+        hidden, conv = self.fc1.out_features, self.dwconv.dwconv
+        out = x.new_empty(b, n, self.fc2.out_features)
+
+        def ffn(tokens, band, pad_rows, keep):  # tokens (images, band * w, C) -> out rows keep of each image
+            y = self.fc1(tokens).view(-1, band, w, hidden).permute(0, 3, 1, 2)
+            y = conv2d(y, conv.weight, conv.bias, (pad_rows, 1), groups=hidden, activation=self.dwconv.activation)
+            y = self.drop(y.permute(0, 2, 3, 1)[:, keep])
+            return y.reshape(-1, hidden)
+
+        if rows >= h:  # whole images, rows // h at a time
+            for i in range(0, b, rows // h):
+                j = min(b, i + rows // h)
+                linear_into(ffn(x[i:j], h, 1, slice(None)), self.fc2, out[i:j].view(-1, out.shape[-1]))
+            return out
+        for i in range(b):
+            for top in range(0, h, rows):
+                bottom = min(h, top + rows)
+                first, last = max(0, top - 1), min(h, bottom + 1)
+                pad = 1 if top == 0 or bottom == h else 0
+                start = top - first - 1 + pad  # the conv output row centred on row `top`
+                y = ffn(x[i:i + 1, first * w:last * w], last - first, pad, slice(start, start + bottom - top))
+                linear_into(y, self.fc2, out[i, top * w:bottom * w])
+        return out
 
 
 class LinearFFN(nn.Module):
@@ -93,4 +135,5 @@ class LinearFFN(nn.Module):
             Linear(hidden_dims, embed_dims), nn.Dropout(drop))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x)
+        (fc1, drop), fc2, drop_out = self.layers
+        return drop_out(mlp(x, fc1, fc2, drop))

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from ...registry import register_model
 from .attention import GridRelativePositionBias
-from .onednn import Linear, conv2d, linear
+from .onednn import Linear, conv2d, linear, mlp
 from .utils import attention, batch_norm_train, is_tracing, no_autograd, pad_to_multiple, window_blocks
 
 __all__ = ['LocalGlobalAttention', 'BiDimensionalAttentionFFN', 'ResidualPatchMerging', 'LightViTStem']
@@ -178,7 +178,7 @@ class BiDimensionalAttentionFFN(nn.Module):
         self.drop = nn.Dropout(drop) if drop > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.fc2(self.drop(self.fc1(x)))
+        x = mlp(x, self.fc1, self.fc2, self.drop)
         channel_gate, spatial_gate = self.gate(x)
         if no_autograd(x) and not is_tracing():  # x is fc2's fresh output: gated in place
             return self.drop(x.mul_(channel_gate).mul_(spatial_gate))
