@@ -1,6 +1,7 @@
 """Feed-forward layers in chunks of their hidden activations (``layers.onednn.chunk_rows``, ``mlp``, ConvFFN's row
 bands): in CPU inference, past the size rule, the same numbers as the whole layer; the whole layer everywhere else."""
 import itertools
+import warnings
 
 import pytest
 import torch
@@ -143,3 +144,17 @@ def test_backbones_with_every_feed_forward_layer_in_chunks_equal_them_whole(monk
     assert len(rules) == 2 * layers and all(rules[layers:])
     for out, ref in zip(chunked, expected):
         torch.testing.assert_close(out, ref, atol=1e-4, rtol=1e-4)
+
+
+def test_a_recorded_graph_keeps_every_feed_forward_layer_whole(monkeypatch):
+    """Chunk loops depend on sizes: a traced ConvFFN / mlp records the whole layers, so the graph is right at another
+    batch size, and no size is read as a Python bool."""
+    monkeypatch.setattr(ffn, '_CHUNKING', (0, 1))
+    monkeypatch.setattr(onednn, '_MLP_CHUNKING', (0, 1))
+    torch.manual_seed(0)
+    conv_ffn, fc1, fc2 = ConvFFN(8).eval(), Linear(8, 32, activation='gelu'), Linear(32, 8)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter('error', torch.jit.TracerWarning)
+        traced = torch.jit.trace(lambda x: mlp(conv_ffn(x, (5, 6)), fc1, fc2), torch.randn(2, 30, 8))
+        x = torch.randn(3, 30, 8)
+        torch.testing.assert_close(traced(x), mlp(conv_ffn(x, (5, 6)), fc1, fc2), atol=1e-5, rtol=1e-5)

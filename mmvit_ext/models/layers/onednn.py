@@ -204,9 +204,11 @@ def mlp(x: torch.Tensor, fc1: nn.Linear, fc2: nn.Linear, dropout: Optional[nn.Mo
     In CPU fp32 inference with a hidden layer past ``_MLP_CHUNKING[0]`` bytes, ``chunk_rows`` tokens at a time, each
     chunk's fc2 output written into its rows of the output (``linear_into``).
     """
-    rows = chunk_rows(x.numel() // x.shape[-1], fc1.out_features * x.element_size(), _MLP_CHUNKING)
     dropout = dropout or nn.Identity()
-    if not (rows and cpu_fp32_inference(x, fc1.weight, fc1.bias, fc2.weight, fc2.bias)):
+    # inference first: a recorded graph's sizes may be traced values
+    rows = (cpu_fp32_inference(x, fc1.weight, fc1.bias, fc2.weight, fc2.bias)
+            and chunk_rows(x.numel() // x.shape[-1], fc1.out_features * x.element_size(), _MLP_CHUNKING))
+    if not rows:
         return fc2(dropout(fc1(x)))
     tokens = x.reshape(-1, x.shape[-1])
     out = tokens.new_empty(tokens.shape[0], fc2.out_features)
