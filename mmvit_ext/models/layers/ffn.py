@@ -48,8 +48,8 @@ class ConvFFN(nn.Module):
     -> dropout.
 
     In CPU fp32 inference a hidden map past ``_CHUNKING[0]`` bytes runs in chunks of whole images or bands of rows
-    (``_forward_in_chunks``). Official names: ``fc1``, ``dwconv.dwconv``, ``fc2``. Official init: Linear N(0, .02), zero bias;
-    conv N(0, sqrt(2 / fan_out)) with fan_out = 3*3*hidden/groups = 9, zero bias.
+    (``_forward_in_chunks``). Official names: ``fc1``, ``dwconv.dwconv``, ``fc2``. Official init: Linear N(0, .02),
+    zero bias; conv N(0, sqrt(2 / fan_out)) with fan_out = 3*3*hidden/groups = 9, zero bias.
 
     Args:
         embed_dims: C.

@@ -198,13 +198,12 @@ def chunk_rows(rows: int, row_bytes: int, chunking: Tuple[int, int]) -> int:
     return max(1, chunking[1] // row_bytes)
 
 
-def mlp(x: torch.Tensor, fc1: nn.Linear, fc2: nn.Linear, dropout: Optional[nn.Module] = None) -> torch.Tensor:
+def mlp(x: torch.Tensor, fc1: nn.Linear, fc2: nn.Linear, dropout: nn.Module = nn.Identity()) -> torch.Tensor:
     """``fc2(dropout(fc1(x)))``, fc1 with its activation: x (..., in) -> (..., fc2.out_features).
 
     In CPU fp32 inference with a hidden layer past ``_MLP_CHUNKING[0]`` bytes, ``chunk_rows`` tokens at a time, each
     chunk's fc2 output written into its rows of the output (``linear_into``).
     """
-    dropout = dropout or nn.Identity()
     # inference first: a recorded graph's sizes may be traced values
     rows = (cpu_fp32_inference(x, fc1.weight, fc1.bias, fc2.weight, fc2.bias)
             and chunk_rows(x.numel() // x.shape[-1], fc1.out_features * x.element_size(), _MLP_CHUNKING))
