@@ -109,8 +109,9 @@ class LITStage(nn.Module):
 
     def forward(self, x: torch.Tensor, extra_tokens: Optional[torch.Tensor] = None):
         if self.downsample is not None:
-            # mmcv's deformable conv needs contiguous input and offsets (the offset conv keeps the input's layout).
-            x = self.downsample(x.contiguous())
+            # x: the previous stage's tokens as a channels-last map, passed without a copy (the CPU op samples its
+            # rows; the CUDA path, mmcv's kernels, makes its inputs contiguous itself).
+            x = self.downsample(x)
         hw = (x.shape[2], x.shape[3])
         # Contiguous tokens (a no-op after the patch embedding): a transposed residual stream would make every
         # LayerNorm / Linear of the stage copy its input.

@@ -88,8 +88,9 @@ class LITv2Stage(nn.Module):
     def merge(self, x: torch.Tensor, hw: Tuple[int, int]) -> Tuple[torch.Tensor, Tuple[int, int]]:
         """DTM: x (B, H*W, C) -> (B, H'*W', C'), (H', W') = (floor(H/2), floor(W/2))."""
         b, _, c = x.shape
-        # mmcv's deformable conv needs contiguous NCHW input (and offsets); the DTM would copy anyway.
-        x = self.downsample(x.reshape(b, hw[0], hw[1], c).permute(0, 3, 1, 2).contiguous())
+        # The tokens as a channels-last map, no copy: the CPU op samples rows of it, and the CUDA path (mmcv's
+        # kernels) makes its inputs contiguous itself.
+        x = self.downsample(x.reshape(b, hw[0], hw[1], c).permute(0, 3, 1, 2))
         return x.flatten(2).transpose(1, 2), tuple(x.shape[2:])
 
 
