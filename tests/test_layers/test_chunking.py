@@ -28,11 +28,13 @@ def chunks(monkeypatch):
     return written
 
 
-def test_chunk_rows_follows_the_size_rule():
+def test_chunk_rows_follows_the_size_rule(monkeypatch):
     assert chunk_rows(100, 1 << 10, (100 << 10, 8 << 10)) == 0  # exactly at the limit: whole
     assert chunk_rows(101, 1 << 10, (100 << 10, 8 << 10)) == 8
     assert chunk_rows(101, 1 << 10, (100 << 10, 1000)) == 1  # a row larger than a chunk: one row at a time
     assert chunk_rows(3, 5, (0, 16)) == 3
+    monkeypatch.setattr(onednn, 'is_tracing', lambda: True)  # a graph being recorded: whole, sizes unread
+    assert chunk_rows(101, 1 << 10, (100 << 10, 8 << 10)) == 0
 
 
 @pytest.mark.parametrize('addmm_as_fast', [True, False])

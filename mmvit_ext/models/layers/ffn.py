@@ -79,9 +79,8 @@ class ConvFFN(nn.Module):
         nn.init.zeros_(conv.bias)
 
     def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
-        rows = cpu_fp32_inference(x, *self.parameters()) and chunk_rows(
-            x.shape[0] * hw[0], hw[1] * self.fc1.out_features * x.element_size(), _CHUNKING)
-        if rows:
+        rows = chunk_rows(x.shape[0] * hw[0], hw[1] * self.fc1.out_features * x.element_size(), _CHUNKING)
+        if rows and cpu_fp32_inference(x, *self.parameters()):
             return self.drop(self._forward_in_chunks(x, hw, rows))
         x = self.drop(self.dwconv(self.fc1(x), hw))
         return self.drop(self.fc2(x))
