@@ -162,6 +162,106 @@ def test_linear_rule_follows_the_instruction_set_and_the_vendor():
         assert onednn._cpu_vendor() in vendors | ({''} if not vendors else set())
 
 
+MKL_OP = 'mkl::_mkl_linear'
+needs_mkl = pytest.mark.skipif(not (torch.backends.mkl.is_available() and hasattr(torch.ops.mkl, '_mkl_linear')),
+                               reason='this PyTorch build has no MKL')
+
+
+@pytest.fixture
+def prepack(monkeypatch):
+    """The prepacked-weight path as on an Intel CPU, whatever this CPU is (MKL's op runs on any x86), with an empty
+    cache."""
+    monkeypatch.setattr(onednn, '_PREPACK', True)
+    monkeypatch.setattr(onednn, '_PACKED', {})
+
+
+def _call(layer, x):
+    with torch.no_grad():
+        out, ops = _ops(lambda: layer(x))
+    assert (MKL_OP in ops) != bool({'aten::addmm', 'aten::mm'} & ops)
+    torch.testing.assert_close(out, _reference(x, layer.weight, layer.bias, layer.activation), atol=1e-5, rtol=1e-5)
+    return MKL_OP in ops
+
+
+@needs_mkl
+@pytest.mark.parametrize('activation', [None, 'gelu'])
+@pytest.mark.parametrize('with_bias', [True, False])
+@pytest.mark.parametrize('make_x', [
+    lambda: torch.randn(3, 20, 256),
+    lambda: torch.randn(1, 256),
+    lambda: torch.randn(2, 9, 512)[..., ::2],  # strided columns
+    lambda: torch.randn(2, 13, 256)[:, 2:],  # a block of rows of a larger tensor
+], ids=['3d', 'one-row', 'strided', 'row-slice'])
+def test_linear_packs_its_weight_at_the_second_call_of_a_size(make_x, activation, with_bias, prepack):
+    layer, x = Linear(256, 512, bias=with_bias, activation=activation).eval(), make_x()
+    assert [_call(layer, x) for _ in range(3)] == [False, True, True]
+
+
+@needs_mkl
+def test_packed_weight_follows_the_weight_and_the_size(prepack):
+    layer = Linear(256, 768).eval()
+    x = torch.randn(2, 30, 256)
+    assert [_call(layer, x) for _ in range(2)] == [False, True]
+    with torch.no_grad():
+        layer.weight.mul_(-2)  # in place: a new version
+    assert [_call(layer, x) for _ in range(2)] == [False, True]
+    layer.load_state_dict({k: torch.randn_like(v) for k, v in layer.state_dict().items()})
+    assert [_call(layer, x) for _ in range(2)] == [False, True]
+    layer.weight.data = torch.randn(768, 256)  # new storage, same version
+    assert [_call(layer, x) for _ in range(2)] == [False, True]
+    # A size that changes at every call is never packed.
+    assert not any(_call(layer, x[:, :rows]) for rows in (29, 30, 29, 28, 30))
+    weight_id = id(layer.weight)
+    del layer
+    assert weight_id not in onednn._PACKED
+
+
+@needs_mkl
+def test_prepacking_only_where_it_pays_and_in_plain_inference(prepack, monkeypatch):
+    monkeypatch.setattr(onednn, '_LINEAR_RULE', 'rows')  # the Intel AVX-512 rule
+    monkeypatch.setattr(onednn, '_LINEAR_MIN_ROWS', 1024)
+    cases = [(Linear(16, 24), 40, False),  # a small weight: the op's cost per call outweighs packing
+             (Linear(128, 1024), 255, True), (Linear(128, 1024), 256, False),  # narrow inputs from 256 rows
+             (Linear(256, 512), 1000, True)]
+    for layer, rows, packed in cases:
+        x = torch.randn(rows, layer.in_features)
+        assert [_call(layer.eval(), x) for _ in range(2)] == [False, packed]
+    if onednn._available:
+        with torch.no_grad():
+            _, ops = _ops(lambda: Linear(256, 512)(torch.randn(1024, 256)))
+        assert ONEDNN_OP in ops and MKL_OP not in ops
+    layer, x = Linear(256, 512), torch.randn(8, 256)
+    for context in (torch.enable_grad, lambda: use_onednn(False),
+                    lambda: torch.autocast('cpu', dtype=torch.bfloat16)):
+        for _ in range(3):
+            with torch.no_grad(), context():
+                _, ops = _ops(lambda: layer(x))
+            assert MKL_OP not in ops
+    with torch.inference_mode():  # an inference-mode weight has no version counter to notice changes by
+        layer = Linear(256, 512)
+        assert not any(MKL_OP in _ops(lambda: layer(x))[1] for _ in range(3))
+    with torch.no_grad():
+        layer = Linear(256, 512)
+        layer(x)
+        traced = torch.jit.trace(layer, x)
+    assert 'mkl' not in str(traced.graph)
+
+
+@needs_mkl
+@pytest.mark.parametrize('build', [lambda: LITv2('small'), lambda: LIT('tiny'), lambda: LightViT('tiny'),
+                                   lambda: LVT('mobile')], ids=['LITv2', 'LIT', 'LightViT', 'LVT'])
+def test_backbone_features_equal_with_prepacked_weights(build, prepack):
+    model, x = build().eval(), torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        model(x)
+        packed, ops = _ops(lambda: model(x))
+        with use_onednn(False):
+            plain = model(x)
+    assert MKL_OP in ops
+    for a, b in zip(packed, plain):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
 @pytest.mark.parametrize('addmm_as_fast', [True, False])
 def test_concat_linears_writes_column_slices_only_in_inference_where_addmm_is_as_fast(monkeypatch, addmm_as_fast):
     """``concat_linears`` equals ``torch.cat`` of the layers' outputs; with ``_ADDMM_AS_FAST`` (Intel CPUs), in
