@@ -213,5 +213,5 @@ class LightViT(VisionBackbone):
                 outs.append(x)
             else:
                 feat = getattr(self, f'norm{i}')(x[:, x.shape[1] - hw[0] * hw[1]:])
-                outs.append(feat.reshape(x.shape[0], *hw, -1).permute(0, 3, 1, 2).contiguous())
+                outs.append(feat.reshape(x.shape[0], *hw, -1).permute(0, 3, 1, 2))
         return tuple(outs)

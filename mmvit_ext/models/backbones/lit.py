@@ -333,7 +333,7 @@ class LIT(VisionBackbone):
                 if cls is not None:
                     outs.append(out[:, 0])
                 else:
-                    outs.append(nlc_to_nchw(out[:, extra:], hw).contiguous())
+                    outs.append(nlc_to_nchw(out[:, extra:], hw))
             x = nlc_to_nchw(tokens[:, extra:], hw)
         return tuple(outs)
 

@@ -223,7 +223,7 @@ class LITv2(VisionBackbone):
             if i in self.out_indices:
                 norm = getattr(self, f'norm{i}', None)
                 out = norm(x) if norm is not None else x
-                outs.append(out.reshape(x.shape[0], hw[0], hw[1], -1).permute(0, 3, 1, 2).contiguous())
+                outs.append(out.reshape(x.shape[0], hw[0], hw[1], -1).permute(0, 3, 1, 2))
             if layer.downsample is not None:
                 x, hw = layer.merge(x, hw)
         return tuple(outs)

@@ -240,7 +240,7 @@ class LVT(VisionBackbone):
             if i in self.out_indices:
                 norm = getattr(self, f'norm{i}', None)
                 out = norm(x) if norm is not None else x
-                outs.append(out.permute(0, 3, 1, 2).contiguous())
+                outs.append(out.permute(0, 3, 1, 2))
             x = x.permute(0, 3, 1, 2)
         return tuple(outs)
 
