@@ -1,5 +1,5 @@
-"""Every backbone runs under ``torch.inference_mode`` where autograd is off, and hands back ordinary tensors: the
-same numbers as the autograd path, usable in place and in a later backward pass (``base_backbone``)."""
+"""Every backbone runs under ``torch.inference_mode`` where autograd is off, and hands back ordinary contiguous
+tensors: the same numbers as the autograd path, usable in place and in a later backward pass (``base_backbone``)."""
 import pytest
 import torch
 import torch.nn as nn
@@ -33,6 +33,8 @@ def test_forward_without_autograd_runs_in_inference_mode_and_returns_ordinary_te
     assert len(fast) == len(slow)
     for f, s in zip(fast, slow):
         assert not f.is_inference() and not f.requires_grad
+        # NCHW views of the channels-last tokens, laid out in the copy that leaves inference mode
+        assert f.is_contiguous() and s.is_contiguous()
         torch.testing.assert_close(f, s.detach(), atol=1e-5, rtol=1e-5)
     # the features of a frozen extractor feed a head that trains, and may be modified in place
     head = nn.Conv2d(fast[-1].shape[1], 2, 1)
@@ -41,4 +43,4 @@ def test_forward_without_autograd_runs_in_inference_mode_and_returns_ordinary_te
     fast[0].mul_(2)
 
     with torch.inference_mode():  # the caller's own inference mode: its tensors stay inference tensors
-        assert all(o.is_inference() for o in model(x))
+        assert all(o.is_inference() and o.is_contiguous() for o in model(x))
