@@ -255,9 +255,9 @@ class VisionBackbone(BaseModule):
           its fields).
 
     Every subclass ``forward`` runs under ``torch.inference_mode`` where autograd is off, and its outputs are made
-    contiguous (``_inference_mode_without_autograd``). Every subclass ``__init__`` also accepts mmseg's legacy ``pretrained=``
-    (turned into ``init_cfg``, with a deprecation warning, as mmseg's own backbones do) and answers an unknown
-    keyword with a ``TypeError`` that translates the official argument names.
+    contiguous (``_inference_mode_without_autograd``). Every subclass ``__init__`` also accepts mmseg's legacy
+    ``pretrained=`` (turned into ``init_cfg``, with a deprecation warning, as mmseg's own backbones do) and answers
+    an unknown keyword with a ``TypeError`` that translates the official argument names.
     """
     convert_checkpoint = None
     new_keys_on_pretrained: Sequence[str] = ()

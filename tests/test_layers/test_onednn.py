@@ -189,9 +189,10 @@ def _call(layer, x):
 @pytest.mark.parametrize('make_x', [
     lambda: torch.randn(3, 20, 256),
     lambda: torch.randn(1, 256),
+    lambda: torch.randn(256),
     lambda: torch.randn(2, 9, 512)[..., ::2],  # strided columns
     lambda: torch.randn(2, 13, 256)[:, 2:],  # a block of rows of a larger tensor
-], ids=['3d', 'one-row', 'strided', 'row-slice'])
+], ids=['3d', 'one-row', 'vector', 'strided', 'row-slice'])
 def test_linear_packs_its_weight_at_the_second_call_of_a_size(make_x, activation, with_bias, prepack):
     layer, x = Linear(256, 512, bias=with_bias, activation=activation).eval(), make_x()
     assert [_call(layer, x) for _ in range(3)] == [False, True, True]
@@ -222,7 +223,8 @@ def test_prepacking_only_where_it_pays_and_in_plain_inference(prepack, monkeypat
     monkeypatch.setattr(onednn, '_LINEAR_MIN_ROWS', 1024)
     cases = [(Linear(16, 24), 40, False),  # a small weight: the op's cost per call outweighs packing
              (Linear(128, 1024), 255, True), (Linear(128, 1024), 256, False),  # narrow inputs from 256 rows
-             (Linear(256, 512), 1000, True)]
+             (Linear(256, 512), 1000, True),
+             (Linear(256, 512), 0, False)]  # an empty input: MKL cannot pack for it (it stopped the process)
     for layer, rows, packed in cases:
         x = torch.randn(rows, layer.in_features)
         assert [_call(layer.eval(), x) for _ in range(2)] == [False, packed]

@@ -95,7 +95,8 @@ _MLP_CHUNKING = (32 << 20, 4 << 20)
 
 
 def _prepack_rule(rows: int, out_features: int, in_features: int) -> bool:
-    return out_features * in_features >= 1 << 17 and (rows < 256 or in_features >= 256)
+    """Whether a call of ``rows`` rows runs on the packed weight (MKL cannot pack for an empty input)."""
+    return 0 < rows and out_features * in_features >= 1 << 17 and (rows < 256 or in_features >= 256)
 
 
 def _prepacked(weight: torch.Tensor, rows: int) -> Optional[torch.Tensor]:
@@ -169,7 +170,8 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] =
     """``act(x W^T + b)``: x (..., in), weight (out, in), bias (out,) or None -> (..., out).
 
     ``activation``: None, ``'gelu'`` (exact, erf form) or ``'silu'``. One oneDNN matmul where the module
-    docstring allows it and the call is large enough for this CPU (``_LINEAR_RULE``), else ``F.linear`` then the
+    docstring allows it and the call is large enough for this CPU (``_LINEAR_RULE``); on Intel, smaller calls with
+    a large weight on MKL's packed weight (``_prepack_rule``) then the activation; else ``F.linear`` then the
     activation.
     """
     check_activation(activation, 'linear')
@@ -178,7 +180,7 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] =
             _, _, attr, algorithm = _ACTIVATIONS[activation]
             return torch.ops.mkldnn._linear_pointwise(x, weight, bias, attr, [], algorithm)
     elif _PREPACK:
-        rows = x.numel() // x.shape[-1] if x.dim() >= 2 else 0
+        rows = x.numel() // x.shape[-1] if x.dim() and x.shape[-1] else 0
         packed = _prepacked(weight, rows) if _prepack_rule(rows, *weight.shape) and _enabled and \
             cpu_fp32_inference(x, weight, bias) else None
         if packed is not None:
